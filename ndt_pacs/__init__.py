@@ -1,0 +1,1 @@
+"""Composition root: wires the archive core, the DICOM listener and the HTTP server (``pacs`` CLI)."""

@@ -1,0 +1,121 @@
+"""The ``pacs`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pacs.settings import DicomSettings
+from storage import __version__
+from storage.settings import StorageSettings
+from viewer.settings import HttpSettings
+
+
+def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _storage_settings(args: argparse.Namespace) -> StorageSettings:
+    return StorageSettings(**_overrides(args, ["data_dir"]))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the archive."""
+    from ndt_pacs.serve import serve
+
+    serve(
+        _storage_settings(args),
+        DicomSettings(**_overrides(args, ["host", "dicom_port", "ae_title"])),
+        HttpSettings(**_overrides(args, ["host", "http_port"])),
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the index migrations."""
+    from storage import migrate
+    from storage.db import Database
+
+    settings = _storage_settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    migrate.upgrade(db.engine)
+    print("index schema is current")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit hash chain."""
+    from storage.factory import open_archive
+
+    report = open_archive(_storage_settings(args)).verify_audit()
+    for problem in report.problems:
+        print(f"BROKEN: {problem}")
+    print(f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}")
+    return 0 if report.ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Fixity: re-hash every stored object against the index."""
+    from storage.factory import open_archive
+    from storage.fixity import verify_objects
+
+    archive = open_archive(_storage_settings(args))
+    report = verify_objects(archive)
+    for problem in report.problems:
+        print(f"FAILED: {problem}")
+    print(f"{report.checked} objects checked, {len(report.problems)} problems")
+    return 0 if not report.problems else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="pacs", description="ndt-pacs: NDT image archive (DICOM / DICONDE)")
+    parser.add_argument("--version", action="version", version=f"ndt-pacs {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, help="data directory (PACS_DATA_DIR, default ./pacs-data)")
+
+    serve = sub.add_parser("serve", help="run the DICOM listener and the HTTP server")
+    data_dir(serve)
+    serve.add_argument("--host", help="address to bind (PACS_HOST, default 0.0.0.0)")
+    serve.add_argument("--dicom-port", type=int, help="DICOM port (PACS_DICOM_PORT, default 11112)")
+    serve.add_argument("--http-port", type=int, help="HTTP port (PACS_HTTP_PORT, default 8042)")
+    serve.add_argument("--ae-title", help="our AE title (PACS_AE_TITLE, default NDTPACS)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="index database").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="apply migrations (PACS_DATABASE_URL)")
+    data_dir(upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit_command", required=True)
+    audit_verify = audit.add_parser("verify", help="check the audit hash chain")
+    data_dir(audit_verify)
+    audit_verify.set_defaults(func=cmd_audit_verify)
+
+    verify = sub.add_parser("verify", help="fixity: re-hash objects against the index")
+    data_dir(verify)
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pacs`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""DICOM networking (DIMSE over pynetdicom): a thin adapter onto the archive core."""

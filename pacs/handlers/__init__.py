@@ -1,0 +1,1 @@
+"""One module per DIMSE service; each handler translates the protocol into archive calls."""

@@ -1,0 +1,19 @@
+"""DICOM listener configuration (``PACS_`` environment variables, DESIGN.md interface contract)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DicomSettings(BaseSettings):
+    """Where and as whom the DIMSE listener answers."""
+
+    model_config = SettingsConfigDict(env_prefix="PACS_", extra="ignore")
+
+    host: str = Field(default="0.0.0.0", description="Address to bind")
+    dicom_port: int = Field(default=11112, ge=0, le=65535)
+    ae_title: str = Field(default="NDTPACS", min_length=1, max_length=16)
+    max_associations: int = Field(default=32, ge=1)
+    network_timeout: float = Field(default=60.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds open associations get to finish")

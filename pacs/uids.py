@@ -1,0 +1,14 @@
+"""SOP class UIDs of the non-storage services we provide (PS3.4 Annex A, C)."""
+
+from __future__ import annotations
+
+from pydicom.uid import UID
+
+VERIFICATION = UID("1.2.840.10008.1.1")
+PATIENT_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.1.1")
+STUDY_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.2.1")
+PATIENT_ROOT_MOVE = UID("1.2.840.10008.5.1.4.1.2.1.2")
+STUDY_ROOT_MOVE = UID("1.2.840.10008.5.1.4.1.2.2.2")
+PATIENT_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.1.3")
+STUDY_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.2.3")
+STORAGE_COMMITMENT_PUSH = UID("1.2.840.10008.1.20.1")

@@ -1,0 +1,130 @@
+"""The append-only, hash-chained audit log.
+
+Each entry's hash covers its content and the previous entry's hash, so editing or
+deleting any entry breaks every hash after it (``pacs audit verify``). Appends
+lock the single ``audit_head`` row, which serialises them across threads and
+processes sharing the database. Later features add event kinds, never a new log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a calling AE title or a user, and from where."""
+
+    name: str
+    address: str | None = None
+    kind: str = "ae"  # "ae", "user", "system"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What happened, before it is chained into the log."""
+
+    actor: Actor
+    action: str  # e.g. "store", "find", "retrieve", "commit"
+    outcome: str  # "success", "duplicate", "failure", ...
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we write is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _entry_hash(prev_hash: str, event: AuditEvent) -> str:
+    payload = {
+        "prev": prev_hash,
+        "at": _utc(event.occurred_at).isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "address": event.actor_address,
+        "action": event.action,
+        "outcome": event.outcome,
+        "study": event.study_instance_uid,
+        "series": event.series_instance_uid,
+        "sop": event.sop_instance_uid,
+        "detail": event.detail,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append(session: Session, record: AuditRecord) -> AuditEvent:
+    """Chain *record* onto the log inside the caller's transaction."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    actor = f"{record.actor.kind}:{record.actor.name}"
+    event = AuditEvent(
+        occurred_at=datetime.now(UTC),
+        actor=actor,
+        actor_address=record.actor.address,
+        action=record.action,
+        outcome=record.outcome,
+        study_instance_uid=record.study_instance_uid,
+        series_instance_uid=record.series_instance_uid,
+        sop_instance_uid=record.sop_instance_uid,
+        detail=json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
+        prev_hash=head.last_hash,
+    )
+    event.hash = _entry_hash(head.last_hash, event)
+    session.add(event)
+    session.flush()
+    head.last_event_id = event.id
+    head.last_hash = event.hash
+    return event
+
+
+@dataclass
+class ChainReport:
+    """Result of walking the chain."""
+
+    entries: int
+    ok: bool
+    problems: list[str]
+
+
+def _iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute every hash; report entries that were changed, removed or reordered."""
+    problems: list[str] = []
+    prev = GENESIS
+    count = 0
+    for event in _iter_events(session):
+        count += 1
+        if event.prev_hash != prev:
+            problems.append(f"entry {event.id}: previous-hash link broken (entry removed or reordered)")
+        if _entry_hash(event.prev_hash, event) != event.hash:
+            problems.append(f"entry {event.id}: content does not match its hash (entry edited)")
+        prev = event.hash
+    head = session.get(AuditHead, 1)
+    if head is not None and head.last_hash != prev:
+        problems.append("the newest entries were removed (chain head does not match)")
+    return ChainReport(entries=count, ok=not problems, problems=problems)

@@ -1,0 +1,131 @@
+"""Engine and transactions: one engine per process, one session per unit of work.
+
+SQLite (embedded default) runs in WAL mode with ``synchronous=FULL`` (an
+acknowledged instance survives a crash) and write transactions start with
+``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing on lock
+upgrade. PostgreSQL runs READ COMMITTED with a connection pool; write units of
+work are retried on serialization failures, deadlocks and unique-key races.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RETRYABLE_PG_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _sqlite_engine(url: str, *, begin: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        # PS3.4 C.2.2.2: matching is case-sensitive except for PN, which we
+        # lower() explicitly. SQLite's LIKE is case-insensitive by default.
+        cur.execute("PRAGMA case_sensitive_like=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The index database: engines, sessions and the transaction helpers."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = _is_sqlite(url)
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, begin="BEGIN")
+            self._write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+        else:
+            self.engine = create_engine(
+                url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                isolation_level="READ COMMITTED",
+            )
+            self._write_engine = self.engine
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads; rolled back and closed at the end."""
+        try:
+            with self._read() as session:
+                yield session
+                session.rollback()
+        except (OperationalError, DBAPIError) as exc:
+            raise IndexUnavailable(f"index database unavailable: {exc.orig or exc}") from exc
+
+    def write(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
+        """Run *work* in one write transaction and commit; retry transient conflicts.
+
+        *work* must be safe to re-run (it is called again after a rollback).
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write() as session, session.begin():
+                    return work(session)
+            except IntegrityError:
+                # A concurrent writer inserted the same component/study/series
+                # first: re-run, the second pass finds the row.
+                if attempt == attempts:
+                    raise IndexUnavailable("index transaction kept violating a constraint") from None
+            except (OperationalError, DBAPIError) as exc:
+                code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+                locked = self.is_sqlite and "locked" in str(exc.orig)
+                if code not in _RETRYABLE_PG_CODES and not locked:
+                    raise IndexUnavailable(f"index database unavailable: {exc.orig}") from exc
+                if attempt == attempts:
+                    raise IndexUnavailable(f"index transaction kept conflicting: {exc}") from exc
+            time.sleep(0.005 * attempt)
+            log.debug("retrying write transaction (attempt %d)", attempt + 1)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - health probe reports any failure as down
+            return False
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()

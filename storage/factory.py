@@ -1,0 +1,37 @@
+"""Build the archive core from settings (the only place that picks implementations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from storage import migrate
+from storage.archive import Archive
+from storage.db import Database
+from storage.objects import FileObjectStore, ObjectStore
+from storage.settings import StorageSettings
+
+
+def open_object_store(settings: StorageSettings) -> ObjectStore:
+    """The object store named by ``PACS_STORAGE_URL`` (``file://`` or ``s3://``)."""
+    url = settings.resolved_storage_url
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return FileObjectStore(Path(unquote(parsed.path)))
+    raise ValueError(f"unsupported PACS_STORAGE_URL scheme {parsed.scheme!r} in {url!r}")
+
+
+def open_archive(settings: StorageSettings, *, migrate_embedded: bool = True) -> Archive:
+    """Open (and on the embedded SQLite default, create or upgrade) the archive."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    if db.is_sqlite and migrate_embedded:
+        migrate.upgrade(db.engine)
+    elif not migrate.is_current(db.engine):
+        raise RuntimeError("the index database schema is not current: run `pacs db upgrade` first")
+    return Archive(
+        db,
+        open_object_store(settings),
+        spool_dir=settings.spool_dir,
+        max_results=settings.query_max_results,
+    )

@@ -1,0 +1,163 @@
+"""Object storage behind a small interface, and its file-system implementation.
+
+Keys come from :func:`storage.uids.object_key` (validated, hashed UIDs). The
+same key layout is used by every implementation, so an archive can move between
+them by copying objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from storage.errors import NotFound, StorageUnavailable
+
+CHUNK = 1024 * 1024
+
+
+class ObjectStore(Protocol):
+    """Write-once object storage for original DICOM files."""
+
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Store the file at *path* under *key* durably (moving it when *move* and possible)."""
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream the object's bytes, optionally a range starting at *offset*."""
+
+    def size(self, key: str) -> int:
+        """Size of the object in bytes; :class:`NotFound` when missing."""
+
+    def exists(self, key: str) -> bool:
+        """True when the object exists."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object (no error when it is already gone)."""
+
+    def check(self) -> bool:
+        """True when the store is reachable and writable."""
+
+
+def read_bytes(store: ObjectStore, key: str, offset: int = 0, length: int | None = None) -> bytes:
+    """Read a whole object (or a range of it) into memory; for small objects only."""
+    return b"".join(store.get(key, offset, length))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileObjectStore:
+    """Objects as files under a root directory; atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._known_dirs: set[Path] = set()
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid object key {key!r}")
+        return self.root / key
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        created = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        if created:
+            # Make the new directory entries durable up to the root.
+            node = directory
+            while node != self.root and node.parent != node:
+                _fsync_dir(node.parent)
+                node = node.parent
+        self._known_dirs.add(directory)
+
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Durably place *path* at *key*: fsync data, rename into place, fsync the directory."""
+        target = self._path(key)
+        try:
+            self._ensure_dir(target.parent)
+            if move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
+                with open(path, "rb") as src:
+                    os.fsync(src.fileno())
+                os.replace(path, target)
+            else:
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
+                try:
+                    with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
+                        shutil.copyfileobj(src, dst, CHUNK)
+                        dst.flush()
+                        os.fsync(dst.fileno())
+                    os.replace(tmp, target)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            self._known_dirs.discard(target.parent)
+            raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """Durably store everything read from *stream* at *key*."""
+        target = self._path(key)
+        try:
+            self._ensure_dir(target.parent)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
+            with os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(stream, dst, CHUNK)
+            self.put_file(key, Path(tmp), move=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream the object (or the range *offset*, *length*) in chunks."""
+        try:
+            fh = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError as exc:
+            raise NotFound(f"object {key} not found") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read object {key}: {exc.strerror}") from exc
+        return self._chunks(fh, offset, length)
+
+    @staticmethod
+    def _chunks(fh: BinaryIO, offset: int, length: int | None) -> Iterator[bytes]:
+        with fh:
+            fh.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                block = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not block:
+                    return
+                if remaining is not None:
+                    remaining -= len(block)
+                yield block
+
+    def size(self, key: str) -> int:
+        """Size of the stored object."""
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"object {key} not found") from exc
+
+    def exists(self, key: str) -> bool:
+        """True when the object file exists."""
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the object file if present."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def check(self) -> bool:
+        """True when the root directory exists and is writable."""
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)

@@ -1,0 +1,60 @@
+"""Archive-core configuration (pydantic-settings, ``PACS_`` environment variables).
+
+Defaults give the embedded archive: a SQLite index and a file object store inside
+the data directory (DESIGN.md, "Embedded default and production").
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StorageSettings(BaseSettings):
+    """Where the index and the objects live."""
+
+    model_config = SettingsConfigDict(env_prefix="PACS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./pacs-data"), description="Data directory")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the index; default SQLite in the data dir"
+    )
+    storage_url: str | None = Field(
+        default=None, description="file:///path or s3://bucket; default files in the data dir"
+    )
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_secure: bool = False
+    s3_region: str | None = None
+    query_max_results: int = Field(
+        default=10_000, ge=1, description="Hard cap on results of any one query (C-FIND, QIDO)"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The index URL, defaulting to ``sqlite:///<data_dir>/index.sqlite``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'index.sqlite'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        """The object store URL, defaulting to ``file://<data_dir>/objects``."""
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir.resolve() / "objects").as_uri()
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where incoming objects are spooled before they enter the object store."""
+        return self.data_dir.resolve() / "spool"
+
+
+@lru_cache
+def get_storage_settings() -> StorageSettings:
+    """Settings from the environment, read once per process."""
+    return StorageSettings()

@@ -1,0 +1,1 @@
+"""HTTP front door: DICOMweb, the REST API and the web viewer (FastAPI), over the archive core."""

@@ -1,0 +1,32 @@
+"""The FastAPI application: built around one archive core instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from storage import __version__
+from storage.archive import Archive
+
+
+def create_app(archive: Archive) -> FastAPI:
+    """The HTTP application serving *archive*."""
+    app = FastAPI(title="ndt-pacs", version=__version__, summary="NDT image archive (DICOM / DICONDE)")
+    app.state.archive = archive
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(request: Request) -> JSONResponse:
+        """Version and the state of the index database and the object store."""
+        state: dict[str, Any] = archive.health()
+        ok = all(state.values())
+        body = {
+            "status": "ok" if ok else "degraded",
+            "version": __version__,
+            "database": "up" if state["database"] else "down",
+            "object_store": "up" if state["object_store"] else "down",
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return app
