@@ -18,6 +18,22 @@ def open_object_store(settings: StorageSettings) -> ObjectStore:
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FileObjectStore(Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        from storage.s3 import S3ObjectStore, secure_from_endpoint
+
+        if not parsed.netloc:
+            raise ValueError(f"PACS_STORAGE_URL {url!r} names no bucket (s3://BUCKET[/prefix])")
+        if not settings.s3_endpoint:
+            raise ValueError("PACS_STORAGE_URL is s3://...: set PACS_S3_ENDPOINT (host:port or http(s)://host:port)")
+        return S3ObjectStore(
+            parsed.netloc,
+            prefix=unquote(parsed.path),
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=secure_from_endpoint(settings.s3_endpoint, settings.s3_secure),
+            region=settings.s3_region,
+        )
     raise ValueError(f"unsupported PACS_STORAGE_URL scheme {parsed.scheme!r} in {url!r}")
 
 

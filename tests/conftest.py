@@ -22,8 +22,10 @@ from sqlalchemy.engine import make_url
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage.archive import Archive
-from storage.factory import open_archive
+from storage.factory import open_archive, open_object_store
+from storage.objects import ObjectStore
 from storage.settings import StorageSettings
+from tests.s3util import ACCESS_KEY, SECRET_KEY, MotoServer, new_bucket_name
 
 PG_URL = os.environ.get("PACS_TEST_DATABASE_URL")
 DCMTK_BIN = Path("/usr/bin")  # Debian's dcmtk; pynetdicom installs same-named Python apps on PATH
@@ -75,10 +77,61 @@ def make_settings(data_dir: Path, database_url: str | None = None, **extra: obje
     return StorageSettings(data_dir=data_dir, database_url=database_url, **extra)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real S3-protocol server (moto standalone) on loopback, shared by the session."""
+    server = MotoServer(free_port(), tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+def s3_env_for(endpoint: str, bucket: str | None = None) -> dict[str, str]:
+    """``PACS_*`` variables for an S3 object store at *endpoint* in a fresh ``test-`` bucket."""
+    return {
+        "PACS_STORAGE_URL": f"s3://{bucket or new_bucket_name()}",
+        "PACS_S3_ENDPOINT": endpoint,
+        "PACS_S3_ACCESS_KEY": ACCESS_KEY,
+        "PACS_S3_SECRET_KEY": SECRET_KEY,
+        "PACS_S3_SECURE": "false",
+        "PACS_S3_REGION": "us-east-1",
+    }
+
+
 @pytest.fixture
-def archive(tmp_path: Path, database_url: str) -> Iterator[Archive]:
-    """An archive core on the file store and the parametrised index database."""
+def s3_env(moto_server: MotoServer) -> dict[str, str]:
+    """Environment for `pacs` processes storing objects in a fresh bucket on the test S3 server."""
+    return s3_env_for(moto_server.endpoint)
+
+
+def s3_settings_for(data_dir: Path, env: dict[str, str], database_url: str | None = None) -> StorageSettings:
+    """Storage settings equivalent to the ``PACS_*`` variables in *env*."""
+    fields = {k.removeprefix("PACS_").lower(): v for k, v in env.items() if k.startswith("PACS_")}
+    return make_settings(data_dir, database_url, **fields)
+
+
+@pytest.fixture
+def s3_settings(tmp_path: Path, s3_env: dict[str, str]) -> StorageSettings:
+    """Storage settings with the objects in a fresh bucket on the test S3 server."""
+    return s3_settings_for(tmp_path / "data", s3_env)
+
+
+@pytest.fixture(params=["file", "s3"])
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """Each object-store test runs on the file store and on a real S3 server."""
+    if request.param == "file":
+        return open_object_store(make_settings(tmp_path / "data"))
+    return open_object_store(request.getfixturevalue("s3_settings"))
+
+
+@pytest.fixture
+def archive(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Archive]:
+    """An archive core on the parametrised index: SQLite + file store, or PostgreSQL + S3 (production).
+
+    ``PACS_TEST_OBJECT_STORE=file`` keeps PostgreSQL archives on the file store.
+    """
     settings = make_settings(tmp_path / "data", database_url)
+    if not database_url.startswith("sqlite") and os.environ.get("PACS_TEST_OBJECT_STORE", "s3") == "s3":
+        settings = s3_settings_for(tmp_path / "data", request.getfixturevalue("s3_env"), database_url)
     if not database_url.startswith("sqlite"):
         from storage import migrate
         from storage.db import Database
