@@ -218,8 +218,10 @@ class Archive:
         key: str,
     ) -> StoreResult:
         ds = received.dataset
+        # Row locks (PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE) make the
+        # read-modify-write of versions and aggregate counters safe under READ COMMITTED.
         instance = session.scalars(
-            select(Instance).where(Instance.sop_instance_uid == identity.sop_instance_uid)
+            select(Instance).where(Instance.sop_instance_uid == identity.sop_instance_uid).with_for_update()
         ).one_or_none()
         if instance is not None:
             versions = session.execute(
@@ -277,7 +279,9 @@ class Archive:
 
     def _upsert_series(self, session: Session, ds: Dataset, identity: _Identity) -> Series:
         component_id = str(ds.get("PatientID", "") or "")[:64]
-        component = session.scalars(select(Component).where(Component.patient_id == component_id)).one_or_none()
+        component = session.scalars(
+            select(Component).where(Component.patient_id == component_id).with_for_update()
+        ).one_or_none()
         if component is None:
             component = Component(patient_id=component_id, number_of_studies=0)
             session.add(component)
@@ -287,7 +291,7 @@ class Archive:
             session.flush()
 
         study = session.scalars(
-            select(Study).where(Study.study_instance_uid == identity.study_instance_uid)
+            select(Study).where(Study.study_instance_uid == identity.study_instance_uid).with_for_update()
         ).one_or_none()
         if study is None:
             study = Study(
@@ -305,7 +309,7 @@ class Archive:
             session.flush()
 
         series = session.scalars(
-            select(Series).where(Series.series_instance_uid == identity.series_instance_uid)
+            select(Series).where(Series.series_instance_uid == identity.series_instance_uid).with_for_update()
         ).one_or_none()
         if series is None:
             series = Series(
