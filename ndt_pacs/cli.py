@@ -30,6 +30,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _storage_settings(args),
         DicomSettings(**_overrides(args, ["host", "dicom_port", "ae_title"])),
         HttpSettings(**_overrides(args, ["host", "http_port"])),
+        dicom_enabled=not args.no_dicom,
+        http_enabled=not args.no_http,
     )
     return 0
 
@@ -87,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dicom-port", type=int, help="DICOM port (PACS_DICOM_PORT, default 11112)")
     serve.add_argument("--http-port", type=int, help="HTTP port (PACS_HTTP_PORT, default 8042)")
     serve.add_argument("--ae-title", help="our AE title (PACS_AE_TITLE, default NDTPACS)")
+    only = serve.add_mutually_exclusive_group()
+    only.add_argument("--no-http", action="store_true", help="DICOM receiver only (scale receivers separately)")
+    only.add_argument("--no-dicom", action="store_true", help="HTTP server only (scale HTTP nodes separately)")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="index database").add_subparsers(dest="db_command", required=True)

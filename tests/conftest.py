@@ -105,7 +105,8 @@ def s3_env(moto_server: MotoServer) -> dict[str, str]:
 
 def s3_settings_for(data_dir: Path, env: dict[str, str], database_url: str | None = None) -> StorageSettings:
     """Storage settings equivalent to the ``PACS_*`` variables in *env*."""
-    fields = {k.removeprefix("PACS_").lower(): v for k, v in env.items() if k.startswith("PACS_")}
+    fields = {k.removeprefix("PACS_").lower(): v for k, v in env.items() if k.startswith("PACS_S3_")}
+    fields["storage_url"] = env["PACS_STORAGE_URL"]
     return make_settings(data_dir, database_url, **fields)
 
 
