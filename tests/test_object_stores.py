@@ -139,11 +139,13 @@ def test_prefix_in_storage_url_is_kept_apart(moto_server: MotoServer, tmp_path: 
 
 @pytest.mark.parametrize(
     ("url", "endpoint", "message"),
-    [("s3://", "127.0.0.1:9", "names no bucket"), ("s3://test-x", None, "PACS_S3_ENDPOINT"), ("ftp://x", None, "scheme")],
+    [
+        ("s3://", "127.0.0.1:9", "names no bucket"),
+        ("s3://test-x", None, "PACS_S3_ENDPOINT"),
+        ("ftp://x", None, "scheme"),
+    ],
 )
-def test_bad_storage_url_is_a_clear_error(
-    tmp_path: Path, url: str, endpoint: str | None, message: str
-) -> None:
+def test_bad_storage_url_is_a_clear_error(tmp_path: Path, url: str, endpoint: str | None, message: str) -> None:
     settings = make_settings(tmp_path, storage_url=url, s3_endpoint=endpoint)
     with pytest.raises(ValueError, match=message):
         open_object_store(settings)

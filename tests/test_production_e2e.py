@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -122,12 +121,12 @@ def _counts(db: Database) -> dict[str, int]:
         }
 
 
-def test_store_find_and_read_back_from_the_bucket(
-    prod_env: dict[str, str], index: Database, tmp_path: Path
-) -> None:
+def test_store_find_and_read_back_from_the_bucket(prod_env: dict[str, str], index: Database, tmp_path: Path) -> None:
     small = _study_files(tmp_path / "in", 6)
     big = write_part10(
-        make_instance(rows=3000, columns=3000, StudyInstanceUID=STUDY, SeriesInstanceUID=SERIES[0], PatientID="SN-PROD-1"),
+        make_instance(
+            rows=3000, columns=3000, StudyInstanceUID=STUDY, SeriesInstanceUID=SERIES[0], PatientID="SN-PROD-1"
+        ),
         tmp_path / "in" / "big.dcm",
     )
     server = start_server(tmp_path / "node", prod_env)
@@ -185,11 +184,14 @@ def _start_receiver(data_dir: Path, env: dict[str, str]) -> RunningServer:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"receiver exited early:\n{server.log()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
+        # A bare TCP probe would hold an association slot until the ARTIM timer: echo instead.
+        ae = AE(ae_title="PROBE")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", port, ae_title="NDTPACS")
+        if assoc.is_established:
+            assoc.release()
             return server
-        except OSError:
-            time.sleep(0.2)
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"receiver did not start:\n{server.log()}")
 
@@ -218,7 +220,9 @@ def test_two_nodes_receive_the_same_study_at_once(prod_env: dict[str, str], inde
         keys = set(s.scalars(select(InstanceVersion.object_key)))
     bucket = _bucket(prod_env, tmp_path)
     assert isinstance(bucket, S3ObjectStore)
-    listed = {o.object_name for o in bucket.client.list_objects(bucket.bucket, prefix=study_prefix(STUDY), recursive=True)}
+    listed = {
+        o.object_name for o in bucket.client.list_objects(bucket.bucket, prefix=study_prefix(STUDY), recursive=True)
+    }
     assert listed == keys  # every instance present once, nothing orphaned
 
 
@@ -234,9 +238,7 @@ def _c_store(port: int, paths: list[Path]) -> list[int]:
         assoc.release()
 
 
-def test_object_store_outage_refuses_then_recovers(
-    moto_server: MotoServer, postgres_url: str, tmp_path: Path
-) -> None:
+def test_object_store_outage_refuses_then_recovers(moto_server: MotoServer, postgres_url: str, tmp_path: Path) -> None:
     """S3 unreachable mid-run: C-STORE 0xA7xx (never success), nothing lost, a resend succeeds."""
     proxy = TcpProxy(moto_server.port, free_port())
     env = {**s3_env_for(proxy.endpoint), "PACS_DATABASE_URL": postgres_url}
@@ -269,3 +271,38 @@ def test_object_store_outage_refuses_then_recovers(
     for key, sha in rows:
         assert hashlib.sha256(read_bytes(bucket, key)).hexdigest() == sha
     proxy.down()
+
+
+def test_http_only_node_has_no_dicom_listener(tmp_path: Path) -> None:
+    """`pacs serve --no-dicom`: an HTTP node (here on the embedded default) binds no DICOM port."""
+    dicom_port, http_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ndt_pacs", "serve", "--no-dicom", "--data-dir", str(tmp_path / "data"),
+         "--host", "127.0.0.1", "--dicom-port", str(dicom_port), "--http-port", str(http_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = RunningServer(process, tmp_path / "data", dicom_port, http_port)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{server.http}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("HTTP-only node did not become healthy")
+        ae = AE(ae_title="PROBE")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assert not ae.associate("127.0.0.1", dicom_port, ae_title="NDTPACS").is_established
+    finally:
+        stop_server(server)
+
+
+def test_serve_refuses_no_dicom_and_no_http_together(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ndt_pacs", "serve", "--no-dicom", "--no-http", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not allowed with" in result.stderr

@@ -12,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from storage import migrate
 from storage.archive import Archive, StoreOutcome
@@ -80,18 +81,17 @@ def test_postgres_runs_read_committed_with_a_pool(postgres_url: str) -> None:
 
 def test_unique_uids_refuse_duplicate_rows(archive: Archive) -> None:
     """The UID unique constraints hold in the database itself, whatever the application does."""
-    study = make_instance()
+    component_id = str(make_instance().PatientID)
+
+    def twice(session: Session) -> None:
+        for _ in range(2):
+            session.add(Component(patient_id=component_id, number_of_studies=0))
+        session.flush()
+
     with pytest.raises(IndexUnavailable):
-
-        def twice(session: object) -> None:
-            from sqlalchemy.orm import Session
-
-            assert isinstance(session, Session)
-            for _ in range(2):
-                session.add(Component(patient_id=str(study.PatientID), number_of_studies=0))
-            session.flush()
-
         archive.db.write(twice, attempts=2)
+    with archive.db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Component).where(Component.patient_id == component_id)) == 0
 
 
 def test_concurrent_stores_of_one_study_make_one_row_per_entity(archive: Archive, tmp_path: Path) -> None:
