@@ -49,6 +49,24 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_storage_init(args: argparse.Namespace) -> int:
+    """Create the object store (the S3 bucket) when missing and check it answers."""
+    from storage.errors import StorageUnavailable
+    from storage.factory import open_object_store
+
+    settings = _storage_settings(args)
+    try:
+        store = open_object_store(settings)
+    except StorageUnavailable as exc:
+        print(f"object store unavailable: {exc}", file=sys.stderr)
+        return 1
+    if not store.check():
+        print(f"object store {settings.resolved_storage_url} is not reachable or not writable", file=sys.stderr)
+        return 1
+    print(f"object store {settings.resolved_storage_url} is ready")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check the audit hash chain."""
     from storage.factory import open_archive
@@ -98,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db.add_parser("upgrade", help="apply migrations (PACS_DATABASE_URL)")
     data_dir(upgrade)
     upgrade.set_defaults(func=cmd_db_upgrade)
+
+    storage = sub.add_parser("storage", help="object store").add_subparsers(dest="storage_command", required=True)
+    storage_init = storage.add_parser("init", help="create the bucket if missing (PACS_STORAGE_URL)")
+    data_dir(storage_init)
+    storage_init.set_defaults(func=cmd_storage_init)
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit_command", required=True)
     audit_verify = audit.add_parser("verify", help="check the audit hash chain")

@@ -69,6 +69,13 @@ def index(prod_env: dict[str, str]) -> Iterator[Database]:
     db.dispose()
 
 
+def _probe(kind: str, server: RunningServer) -> int:
+    """Exit code of the container health probe `python -m ndt_pacs.healthcheck KIND` against *server*."""
+    env = {**os.environ, "PACS_DICOM_PORT": str(server.dicom_port), "PACS_HTTP_PORT": str(server.http_port)}
+    probe = [sys.executable, "-m", "ndt_pacs.healthcheck", kind]
+    return subprocess.run(probe, env=env, capture_output=True, timeout=60, check=False).returncode
+
+
 def _bucket(env: dict[str, str], tmp_path: Path) -> ObjectStore:
     return open_object_store(s3_settings_for(tmp_path / "reader", env))
 
@@ -129,8 +136,23 @@ def test_store_find_and_read_back_from_the_bucket(prod_env: dict[str, str], inde
         ),
         tmp_path / "in" / "big.dcm",
     )
+    init = subprocess.run(
+        [sys.executable, "-m", "ndt_pacs", "storage", "init"], env={**os.environ, **prod_env},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    bucket = S3ObjectStore(
+        prod_env["PACS_STORAGE_URL"].removeprefix("s3://"),
+        endpoint=prod_env["PACS_S3_ENDPOINT"],
+        access_key=prod_env["PACS_S3_ACCESS_KEY"],
+        secret_key=prod_env["PACS_S3_SECRET_KEY"],
+        create_bucket=False,
+    )
+    assert bucket.check()  # `pacs storage init` created the bucket
     server = start_server(tmp_path / "node", prod_env)
     try:
+        assert _probe("dicom", server) == 0
+        assert _probe("http", server) == 0
         pushed = _storescu(server.dicom_port, *small, big)
         assert pushed.returncode == 0, pushed.stderr
         out = tmp_path / "find"
@@ -153,8 +175,7 @@ def test_store_find_and_read_back_from_the_bucket(prod_env: dict[str, str], inde
     finally:
         assert stop_server(server) in (0, -15)  # uvicorn re-raises SIGTERM after its clean shutdown
     assert not list((tmp_path / "node" / "objects").glob("**/*.dcm"))  # nothing went to local files
-
-    bucket = _bucket(prod_env, tmp_path)
+    assert not [p for p in (tmp_path / "node" / "spool").iterdir() if p.is_file()]  # spool drained
     with index.read_session() as s:
         rows = s.execute(
             select(Instance.sop_instance_uid, InstanceVersion.object_key, InstanceVersion.sha256).join(
@@ -295,6 +316,8 @@ def test_http_only_node_has_no_dicom_listener(tmp_path: Path) -> None:
         ae = AE(ae_title="PROBE")
         ae.add_requested_context("1.2.840.10008.1.1")
         assert not ae.associate("127.0.0.1", dicom_port, ae_title="NDTPACS").is_established
+        assert _probe("http", server) == 0
+        assert _probe("dicom", server) == 1
     finally:
         stop_server(server)
 
