@@ -116,6 +116,18 @@ def s3_settings(tmp_path: Path, s3_env: dict[str, str]) -> StorageSettings:
     return s3_settings_for(tmp_path / "data", s3_env)
 
 
+def stored_keys(store: ObjectStore) -> list[str]:
+    """Every key in *store* (file or S3), for tests that check nothing was left behind."""
+    from storage.objects import FileObjectStore
+    from storage.s3 import S3ObjectStore
+
+    if isinstance(store, FileObjectStore):
+        return sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
+    assert isinstance(store, S3ObjectStore)
+    listing = store.client.list_objects(store.bucket, prefix=store.prefix or None, recursive=True)
+    return sorted(str(o.object_name).removeprefix(store.prefix) for o in listing)
+
+
 @pytest.fixture(params=["file", "s3"])
 def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """Each object-store test runs on the file store and on a real S3 server."""

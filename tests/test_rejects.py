@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from pacs.server import DicomListener
 from storage.archive import Archive
 from storage.models import AuditEvent, Instance
+from storage.objects import FileObjectStore
+from tests.conftest import stored_keys
 from tests.factories import make_instance, write_part10
 from tests.scu import associate
 
@@ -22,9 +24,8 @@ def _count(archive: Archive, model: type) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def _object_files(archive: Archive) -> list[Path]:
-    root = Path(archive.objects.root)  # type: ignore[attr-defined]
-    return [p for p in root.rglob("*") if p.is_file()]
+def _object_files(archive: Archive) -> list[str]:
+    return stored_keys(archive.objects)
 
 
 def _store_raw(port: int, path: Path) -> int:
@@ -73,7 +74,9 @@ def test_truncated_dataset_is_refused(archive: Archive, dicom_listener: DicomLis
 def test_unwritable_object_store_gives_out_of_resources(
     archive: Archive, dicom_listener: DicomListener, tmp_path: Path
 ) -> None:
-    root = Path(archive.objects.root)  # type: ignore[attr-defined]
+    if not isinstance(archive.objects, FileObjectStore):
+        pytest.skip("file-store mechanism; the S3 outage is tests/test_production_e2e.py")
+    root = archive.objects.root
     # Make the object store unwritable even for root: replace its root by a regular file.
     moved = root.with_name("objects-away")
     root.rename(moved)

@@ -78,10 +78,10 @@ def test_audit_chain_detects_a_removed_entry(archive: Archive, tmp_path: Path) -
 def test_fixity_finds_a_changed_object(archive: Archive, tmp_path: Path) -> None:
     result = archive.store_file(write_part10(make_instance(), tmp_path / "a.dcm"), ACTOR)
     assert verify_objects(archive).problems == []
-    target = Path(archive.objects.root) / result.object_key  # type: ignore[attr-defined]
-    data = bytearray(target.read_bytes())
+    data = bytearray(read_bytes(archive.objects, result.object_key))
     data[-1] ^= 0xFF
-    target.write_bytes(bytes(data))
+    (tmp_path / "tampered.dcm").write_bytes(bytes(data))
+    archive.objects.put_file(result.object_key, tmp_path / "tampered.dcm")  # file store or S3
     report = verify_objects(archive)
     assert report.checked == 1
     assert report.problems == [f"{result.object_key}: checksum differs from the index"]
