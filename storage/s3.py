@@ -32,7 +32,7 @@ from storage.objects import CHUNK
 log = logging.getLogger(__name__)
 
 PART_SIZE = 16 * 1024 * 1024  # multipart part size: memory per upload is about PART_SIZE x PARALLEL_PARTS
-PARALLEL_PARTS = 2
+PARALLEL_PARTS = 1  # sequential parts: memory stays flat per upload; concurrency comes from associations
 CONTENT_TYPE = "application/dicom"
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
 # Network failures surface from urllib3 (and the OS) rather than from minio.
