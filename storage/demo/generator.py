@@ -51,8 +51,8 @@ _CASTINGS = (
     ("Valve Body^Casting", "Aluminium alloy", "A356.0-T6", 10.0, "Ostrava Castings s.r.o."),
 )
 _PANELS = (
-    ("Wing Skin Panel^Lap Joint", "Aluminium 2024-T3 clad", "AMS-QQ-A-250/5", 1.6, "Skyline Aerostructures"),
-    ("Fuselage Panel^Stringer 14", "Aluminium 7075-T6", "AMS 4045", 2.0, "Skyline Aerostructures"),
+    ("Wing Skin Panel^Lap Joint", "Aluminium 2024", "2024-T3 clad AMS-QQ-A-250/5", 1.6, "Skyline Aerostructures"),
+    ("Fuselage Panel^Stringer 14", "Aluminium 7075", "7075-T6 AMS 4045", 2.0, "Skyline Aerostructures"),
 )
 _OWNERS = {"weld": "Northsea Energy^Asset Integrity", "casting": "Fluid Systems AG", "panel": "Skyline Aero^MRO"}
 
@@ -106,7 +106,8 @@ def components(seed: int = 0, count: int = 6) -> list[DemoComponent]:
         kind = KINDS[i % len(KINDS)]
         table = {"weld": _WELDS, "casting": _CASTINGS, "panel": _PANELS}[kind]
         name, material, grade, thickness, manufacturer = table[(i // len(KINDS)) % len(table)]
-        year = {"weld": 2008, "casting": 2015, "panel": 2012}[kind] + int(rng.integers(0, 3))
+        # Welds date from 2008-2009: their first inspection predates DICOM 2011 (legacy encoding).
+        year = {"weld": 2008, "casting": 2015, "panel": 2012}[kind] + int(rng.integers(0, 2 if kind == "weld" else 3))
         prefix = {"weld": "PS", "casting": "CH", "panel": "WP"}[kind]
         serial = f"{prefix}-{year}-{int(rng.integers(1000, 9999)):04d}-{i + 1:02d}"
         welders = []
@@ -173,7 +174,7 @@ def _common(uid: _Uids, insp: _Inspection, sop_class: str, number: int, series: 
     ds.PatientBirthDate = f"{c.manufactured}0301"
     ds.PatientSex = "O"
     ds.OtherPatientIDs = c.part_number
-    ds.EthnicGroup = c.material[:16]
+    ds.EthnicGroup = c.material  # SH: at most 16 characters
     ds.PatientComments = f"Part number {c.part_number}; material {c.material}"
     ds.ComponentManufacturer = c.manufacturer
     ds.MaterialThickness = f"{c.thickness_mm:.1f}"
@@ -294,7 +295,7 @@ def _radiographs(uid: _Uids, rng: np.random.Generator, insp: _Inspection, scale:
     rows, cols = max(64, round(rows * scale)), max(128, round(cols * scale))
     pixel_mm = round(0.1 * 1024 / rows, 4)
     for number in range(1, insp.images + 1):
-        crack = insp.indications and number == 1 and not insp.legacy
+        crack = insp.indications and number == 1 and insp.approval == "REJECTED"
         array, features = images.weld_radiograph(
             rng,
             rows,
@@ -425,6 +426,10 @@ def generate_demo(seed: int = 0, count: int = 6, scale: float = 1.0) -> Iterator
     if count < 0 or not 0 < scale <= 4:
         raise ValueError("count must be >= 0 and 0 < scale <= 4")
     register()
+    return _generate(seed, count, scale)
+
+
+def _generate(seed: int, count: int, scale: float) -> Iterator[Dataset]:
     uid = _Uids(seed)
     for component in components(seed, count):
         rng = np.random.default_rng([seed, hash_text(component.serial)])

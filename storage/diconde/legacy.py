@@ -25,6 +25,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.values import convert_value
 
 from storage.diconde._table import GROUP_0014
+from storage.diconde.dictionary import name_from_keyword
 
 CREATOR_PREFIX = "astm.org/diconde/iod/"
 
@@ -83,7 +84,7 @@ def register_private_dictionaries() -> int:
         added = 0
         for creator in CREATORS:
             entries = {
-                (creator.group << 16) | 0x1000 | (tag & 0xFF): (vr, vm, f"{keyword} (legacy)", "")
+                (creator.group << 16) | 0x1000 | (tag & 0xFF): (vr, vm, name_from_keyword(keyword), "")
                 for tag, vr, vm, keyword in _public_tags(creator)
             }
             for name in (creator.name, *_ALIASES.get(creator.name, ())):
