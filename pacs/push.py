@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.presentation import build_context
 
@@ -65,7 +65,7 @@ def push_datasets(
     register_diconde_sop_classes()
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    transfer_syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    transfer_syntaxes: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
     contexts = [build_context(uid, transfer_syntaxes) for uid in dict.fromkeys(sop_classes)]
     assoc = ae.associate(host, port, contexts=contexts, ae_title=called_ae, max_pdu=0)
     if not assoc.is_established:

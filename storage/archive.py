@@ -32,8 +32,8 @@ from storage.attributes import Level, attributes_at, extract, join_multi, split_
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import ReceivedFile, read_received_file
-from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, StorageUnavailable
 from storage.diconde.indications import read_indications
+from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, StorageUnavailable
 from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
 from storage.objects import CHUNK, ObjectStore
 from storage.query import Match, Query, run_query

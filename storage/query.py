@@ -31,9 +31,7 @@ _ENTITY: dict[Level, Any] = {
 # one query must hold for the same item. They are matching keys only, never returned.
 INDICATION_KEYS: dict[str, IndexedAttribute] = {
     "IndicationType": IndexedAttribute("IndicationType", Level.IMAGE, Indication.indication_type, multi=True),
-    "IndicationDisposition": IndexedAttribute(
-        "IndicationDisposition", Level.IMAGE, Indication.indication_disposition
-    ),
+    "IndicationDisposition": IndexedAttribute("IndicationDisposition", Level.IMAGE, Indication.indication_disposition),
     "IndicationLabel": IndexedAttribute("IndicationLabel", Level.IMAGE, Indication.indication_label),
 }
 _DATE = re.compile(r"^\d{8}$")

@@ -89,8 +89,10 @@ def test_legacy_encoding_reads_back_as_group_0014() -> None:
     register()
     ds = _ndt_instance()
     legacy = to_legacy(ds)
-    assert "ComponentManufacturer" not in legacy and "IndicationSequence" not in legacy
-    assert has_legacy_blocks(legacy) and not has_legacy_blocks(ds)
+    assert "ComponentManufacturer" not in legacy
+    assert "IndicationSequence" not in legacy
+    assert has_legacy_blocks(legacy)
+    assert not has_legacy_blocks(ds)
     assert legacy_value(legacy, "ComponentManufacturer") == "Nordwerk Pipe Fabrication GmbH"
     assert legacy_value(legacy, "ExpiryDate") == "20300101"
     item = value_of(legacy, "IndicationSequence")[0]
