@@ -34,6 +34,13 @@ INDICATION_KEYS: dict[str, IndexedAttribute] = {
     "IndicationDisposition": IndexedAttribute("IndicationDisposition", Level.IMAGE, Indication.indication_disposition),
     "IndicationLabel": IndexedAttribute("IndicationLabel", Level.IMAGE, Indication.indication_label),
 }
+
+
+def matching_keywords() -> frozenset[str]:
+    """Every keyword a :class:`Query` can match on (indexed attributes and indication keys)."""
+    return frozenset(BY_KEYWORD) | frozenset(INDICATION_KEYS)
+
+
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")

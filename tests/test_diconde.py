@@ -198,3 +198,37 @@ def test_legacy_file_reads_with_pydicom_names(tmp_path: Path) -> None:
     ds = dcmread(path)
     names = {e.name for e in ds if e.tag.is_private}
     assert {"[Component Manufacturer]", "[Indication Sequence]", "[Expiry Date]"} <= names
+
+
+def test_odd_indication_sequences_are_stored_and_bounded(archive: Archive, tmp_path: Path) -> None:
+    """Malformed optional values never make a file unstorable; a huge sequence is indexed up to the cap."""
+    from sqlalchemy import func, select
+
+    from storage.diconde.indications import MAX_INDICATIONS
+    from storage.models import Indication
+
+    ds = make_instance(PatientID="SN-ODD")
+    odd = Dataset()
+    odd.add_new(0x00142014, "IS", None)  # IndicationNumber empty
+    odd.IndicationType = ""
+    items = [odd]
+    for n in range(MAX_INDICATIONS + 5):
+        item = Dataset()
+        item.IndicationNumber = n + 1
+        item.IndicationType = "POROSITY"
+        items.append(item)
+    ds.IndicationSequence = Sequence(items)
+    _store(archive, to_legacy(ds), tmp_path / "odd.dcm")
+    with archive.db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(Indication)) == MAX_INDICATIONS
+    assert len(archive.find(Query(Level.IMAGE, {"IndicationType": "POROSITY"}), ACTOR)) == 1
+
+
+def test_vocabulary_rows_and_query_keywords() -> None:
+    from storage.diconde.vocabulary import vocabulary
+    from storage.query import matching_keywords
+
+    rows = {r["keyword"]: r for r in vocabulary()}
+    assert rows["EthnicGroup"] == {"keyword": "EthnicGroup", "tag": "00102160", "label": "Material Name",
+                                   "module": "Component"}  # fmt: skip
+    assert {"IndicationType", "IndicationDisposition", "ApprovalStatus", "ComponentWelderIDs"} <= matching_keywords()

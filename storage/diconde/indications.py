@@ -6,6 +6,7 @@ Read from group 0014 or the legacy ``astm.org/diconde/iod/NdeIndication`` block
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -13,6 +14,10 @@ from pydicom.multival import MultiValue
 
 from storage.attributes import join_multi
 from storage.diconde.legacy import value_of
+
+log = logging.getLogger(__name__)
+
+MAX_INDICATIONS = 1000  # per instance: a hostile sequence must not bloat the index
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,11 @@ def read_indications(ds: Dataset) -> list[IndicationValues]:
     sequence = value_of(ds, "IndicationSequence")
     if not sequence or isinstance(sequence, bytes | str):
         return []
-    result = []
+    result: list[IndicationValues] = []
     for item in sequence:
+        if len(result) >= MAX_INDICATIONS:
+            log.warning("IndicationSequence has more than %d items: the rest is not indexed", MAX_INDICATIONS)
+            break
         if not isinstance(item, Dataset):
             continue
         number = value_of(item, "IndicationNumber")

@@ -13,6 +13,7 @@ them as if their values were in group 0014.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from pydicom.values import convert_value
 
 from storage.diconde._table import GROUP_0014
 from storage.diconde.dictionary import name_from_keyword
+
+log = logging.getLogger(__name__)
 
 CREATOR_PREFIX = "astm.org/diconde/iod/"
 
@@ -143,10 +146,13 @@ def legacy_value(ds: Dataset, keyword: str) -> Any:
     block = _blocks(ds, creator.group).get(creator.name.lower())
     if block is None:
         return None
-    element = ds.get(Tag(creator.group, (block << 8) | (tag & 0xFF)))
-    if element is None:
+    try:
+        element = ds.get(Tag(creator.group, (block << 8) | (tag & 0xFF)))
+        return None if element is None else _as_public(element, tag)
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+        # A malformed optional legacy value is not indexed; it never makes a file unstorable.
+        log.warning("legacy DICONDE %s not readable: %s", keyword, exc)
         return None
-    return _as_public(element, tag)
 
 
 def value_of(ds: Dataset, keyword: str) -> Any:

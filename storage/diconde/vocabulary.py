@@ -24,6 +24,12 @@ class Term:
     label: str
     module: str
 
+    @property
+    def tag(self) -> str:
+        """The tag as 8 hex digits, as in DICOM JSON (PS3.18 F.2): ``00100020``."""
+        tag = tag_for_keyword(self.keyword)
+        return f"{int(tag):08X}" if tag is not None else ""
+
 
 # Levels: DICOM Patient = Component, Study = Inspection (component study), Series = Component series.
 LEVEL_LABELS: Mapping[str, str] = {
@@ -99,6 +105,11 @@ TERMS: tuple[Term, ...] = (
 
 BY_KEYWORD: Mapping[str, Term] = {t.keyword: t for t in TERMS}
 BY_LABEL: Mapping[str, str] = {t.label.lower(): t.keyword for t in TERMS}
+
+
+def vocabulary() -> list[dict[str, str]]:
+    """The table as JSON-ready rows (keyword, tag, label, module) for the REST API and the viewer."""
+    return [{"keyword": t.keyword, "tag": t.tag, "label": t.label, "module": t.module} for t in TERMS]
 
 
 def ndt_label(keyword: str) -> str:
