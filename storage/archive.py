@@ -119,9 +119,10 @@ def _apply(row: Any, level: Level, ds: Dataset) -> bool:
     return changed
 
 
-def _index_indications(session: Session, instance: Instance, ds: Dataset) -> None:
-    """Replace *instance*'s indication rows with those of the served version (DICONDE 0014,2012)."""
-    session.execute(delete(Indication).where(Indication.instance_id == instance.id))
+def _index_indications(session: Session, instance: Instance, ds: Dataset, *, replace: bool) -> None:
+    """Index the served version's Indication Sequence items (DICONDE 0014,2012), replacing older rows."""
+    if replace:
+        session.execute(delete(Indication).where(Indication.instance_id == instance.id))
     for values in read_indications(ds):
         session.add(
             Indication(
@@ -278,7 +279,7 @@ class Archive:
         instance.received_at = utcnow()
         session.add(instance)
         session.flush()
-        _index_indications(session, instance, ds)
+        _index_indications(session, instance, ds, replace=outcome is StoreOutcome.NEW_VERSION)
         session.add(
             InstanceVersion(
                 instance_id=instance.id,
