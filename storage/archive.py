@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage import audit
@@ -32,8 +32,9 @@ from storage.attributes import Level, attributes_at, extract, join_multi, split_
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import ReceivedFile, read_received_file
+from storage.diconde.indications import read_indications
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, StorageUnavailable
-from storage.models import Component, Instance, InstanceVersion, Series, Study, utcnow
+from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
 from storage.objects import CHUNK, ObjectStore
 from storage.query import Match, Query, run_query
 from storage.uids import object_key, require_uid
@@ -116,6 +117,23 @@ def _apply(row: Any, level: Level, ds: Dataset) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
+
+
+def _index_indications(session: Session, instance: Instance, ds: Dataset, *, replace: bool) -> None:
+    """Index the served version's Indication Sequence items (DICONDE 0014,2012), replacing older rows."""
+    if replace:
+        session.execute(delete(Indication).where(Indication.instance_id == instance.id))
+    for values in read_indications(ds):
+        session.add(
+            Indication(
+                instance_id=instance.id,
+                indication_number=values.number,
+                indication_label=values.label,
+                indication_type=values.types,
+                indication_disposition=values.disposition,
+                indication_description=values.description,
+            )
+        )
 
 
 class Archive:
@@ -263,6 +281,7 @@ class Archive:
         instance.received_at = utcnow()
         session.add(instance)
         session.flush()
+        _index_indications(session, instance, ds, replace=outcome is StoreOutcome.NEW_VERSION)
         session.add(
             InstanceVersion(
                 instance_id=instance.id,

@@ -76,6 +76,8 @@ ATTRIBUTES: tuple[IndexedAttribute, ...] = (
     IndexedAttribute("ReferringPhysicianName", _ST, Study.referring_physician_name),
     IndexedAttribute("PhysiciansOfRecord", _ST, Study.physicians_of_record),
     IndexedAttribute("ExpiryDate", _ST, Study.expiry_date),
+    IndexedAttribute("ApprovalStatus", _ST, Study.approval_status),
+    IndexedAttribute("NameOfPhysiciansReadingStudy", _ST, Study.name_of_physicians_reading_study),
     IndexedAttribute("ModalitiesInStudy", _ST, Study.modalities_in_study, multi=True, derived=True),
     IndexedAttribute("NumberOfStudyRelatedSeries", _ST, Study.number_of_series, derived=True),
     IndexedAttribute("NumberOfStudyRelatedInstances", _ST, Study.number_of_instances, derived=True),

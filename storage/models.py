@@ -83,6 +83,8 @@ class Study(Base):
     referring_physician_name: Mapped[str | None] = mapped_column(Text)  # (0008,0090) PN: owner
     physicians_of_record: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,1048) PN: inspecting company
     expiry_date: Mapped[str | None] = mapped_column(Text)  # (0014,1020) DA
+    approval_status: Mapped[str | None] = mapped_column(Text, index=True)  # (300E,0002) CS: NDE Approval
+    name_of_physicians_reading_study: Mapped[str | None] = mapped_column(Text)  # (0008,1060) PN: certifying inspector
     modalities_in_study: Mapped[str] = mapped_column(Text, default="")  # (0008,0061) CS 1-n
     number_of_series: Mapped[int] = mapped_column(Integer, default=0)  # (0020,1206)
     number_of_instances: Mapped[int] = mapped_column(Integer, default=0)  # (0020,1208)
@@ -140,6 +142,20 @@ class Instance(Base):
     storage_state: Mapped[str] = mapped_column(Text, default="stored")
     header_json: Mapped[str] = mapped_column(Text)  # the header as DICOM JSON (PS3.18 F.2)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Indication(Base):
+    """One item of an instance's Indication Sequence (0014,2012), as sent by the device (DICONDE NDE Indication)."""
+
+    __tablename__ = "indications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    indication_number: Mapped[int | None] = mapped_column(Integer)  # (0014,2014) IS
+    indication_label: Mapped[str | None] = mapped_column(Text)  # (0014,2016) SH
+    indication_type: Mapped[str | None] = mapped_column(Text)  # (0014,201A) CS 1-n, stored "\\a\\b\\"
+    indication_disposition: Mapped[str | None] = mapped_column(Text, index=True)  # (0014,201C) CS
+    indication_description: Mapped[str | None] = mapped_column(Text)  # (0014,2018) ST
 
 
 class InstanceVersion(Base):
