@@ -272,6 +272,8 @@ class RetrieveService:
         except RetrieveRefused as exc:
             log.warning("C-GET from %s refused: %s", actor.name, exc)
             self._audit(actor, "C-GET", None, [], None, destination=actor.name, outcome="failure", reason=str(exc))
+            # pynetdicom wants a sub-operation count first; a failure status then ends the request.
+            yield 1
             yield exc.status, None
             return
         subops = SubOperations(self.archive, {str(m.values["SOPInstanceUID"]): m for m in matches})
@@ -288,6 +290,7 @@ class RetrieveService:
         actor = actor_of(event)
         model = str(event.request.AffectedSOPClassUID)
         destination = str(event.move_destination or "").strip()
+        peer = None
         try:
             peer = self.policy.peers.get(destination)
             if peer is None or not peer.allow_move_destination:
@@ -295,15 +298,17 @@ class RetrieveService:
             if not self.policy.may(event, "retrieve"):
                 raise RetrieveRefused(Status.NOT_AUTHORIZED, f"{actor.name} may not retrieve")
             query, matches = self._matches(event, model, actor)
-        except ArchiveError as exc:
-            log.error("C-MOVE from %s: %s", actor.name, exc)
-            self._audit(actor, "C-MOVE", None, [], None, destination=destination, outcome="failure", reason=str(exc))
-            yield Status.OUT_OF_RESOURCES_MATCHES, None
-            return
-        except RetrieveRefused as exc:
+        except (RetrieveRefused, ArchiveError) as exc:
+            status = exc.status if isinstance(exc, RetrieveRefused) else Status.OUT_OF_RESOURCES_MATCHES
             log.warning("C-MOVE from %s refused: %s", actor.name, exc)
             self._audit(actor, "C-MOVE", None, [], None, destination=destination, outcome="failure", reason=str(exc))
-            yield exc.status, None
+            if status == Status.MOVE_DESTINATION_UNKNOWN or peer is None:
+                yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
+                return
+            # pynetdicom wants the destination and a count before a failure status can end the request.
+            yield peer.host, peer.port, {"ae_title": peer.ae_title, "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)]}
+            yield 1
+            yield status, None
             return
         subops = SubOperations(self.archive, {str(m.values["SOPInstanceUID"]): m for m in matches})
 
