@@ -70,8 +70,8 @@ class AssociationPolicy:
     def _reject(self, event: Event, reason: int, why: str) -> None:
         calling, _, address = _requestor(event)
         log.warning("rejecting association from %s at %s: %s", calling, address, why)
-        event.assoc.acse.send_reject(REJECTED_PERMANENT, SOURCE_SERVICE_USER, reason)
         self._audit(event, "rejected", reason=why)
+        event.assoc.acse.send_reject(REJECTED_PERMANENT, SOURCE_SERVICE_USER, reason)
         event.assoc.kill()
 
     def on_requested(self, event: Event) -> None:

@@ -38,6 +38,7 @@ REQUEST_COMMITMENT = 1  # PS3.4 J.3.2.1: Action Type ID "Request Storage Commitm
 EVENT_ALL_SUCCESS = 1  # PS3.4 J.3.3.1: Event Type ID
 EVENT_FAILURES_EXIST = 2
 MAX_REFERENCES = 50_000
+SAME_ASSOCIATION_WAIT = 3.0  # seconds to wait for the N-EVENT-REPORT-RSP on the requesting association
 
 FAILURE_REASON: dict[CommitmentFailure, Status] = {
     CommitmentFailure.NO_SUCH_INSTANCE: Status.NO_SUCH_OBJECT_INSTANCE,
@@ -155,9 +156,18 @@ class CommitmentService:
             len(report.committed),
             len(report.failed),
         )
-        if job.assoc.is_established and self._send(job.assoc, dataset, event_type):
-            self._audit_delivery(job, "success", "same association")
-            return
+        if job.assoc.is_established:
+            # A requestor that releases right after the N-ACTION-RSP never answers; its release
+            # waits behind our request, so do not wait the full DIMSE timeout for it.
+            timeout = job.assoc.dimse_timeout
+            job.assoc.dimse_timeout = min(timeout or SAME_ASSOCIATION_WAIT, SAME_ASSOCIATION_WAIT)
+            try:
+                delivered = self._send(job.assoc, dataset, event_type)
+            finally:
+                job.assoc.dimse_timeout = timeout
+            if delivered:
+                self._audit_delivery(job, "success", "same association")
+                return
         peer = self.peers.get(job.calling_ae)
         if peer is None:
             log.error("commitment report for %s undeliverable: association closed, not a known peer", job.calling_ae)
