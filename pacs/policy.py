@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Iterable
 from typing import Any
 
+from pydicom.uid import UID
 from pynetdicom import evt
 from pynetdicom.events import Event
 
@@ -48,13 +50,32 @@ def _requestor(event: Event) -> tuple[str, str, str]:
     return calling, called, str(event.assoc.requestor.address)
 
 
+def prefer_requestor_order(event: Event, supported: frozenset[str]) -> None:
+    """Negotiate each presentation context to the requestor's first transfer syntax we support.
+
+    pynetdicom picks by the acceptor's order; a requestor lists its preferred syntax first
+    (dcmtk's ``+x`` options): usually the one its data are in. Honouring it means a C-STORE
+    arrives as the sender's bytes and a C-GET can send stored objects without conversion.
+    """
+    primitive = event.assoc.requestor.primitive
+    if not supported or primitive is None:
+        return
+    for context in primitive.presentation_context_definition_list:
+        preferred: list[str | bytes | UID] = [ts for ts in context.transfer_syntax if str(ts) in supported]
+        if len(preferred) > 1:
+            context.transfer_syntax = preferred[:1]
+
+
 class AssociationPolicy:
     """Accepts or rejects association requests and audits each one."""
 
-    def __init__(self, archive: Archive, settings: DicomSettings, peers: PeerRegistry) -> None:
+    def __init__(
+        self, archive: Archive, settings: DicomSettings, peers: PeerRegistry, supported_syntaxes: Iterable[str] = ()
+    ) -> None:
         self.archive = archive
         self.settings = settings
         self.peers = peers
+        self.supported_syntaxes = frozenset(str(ts) for ts in supported_syntaxes)
 
     def handlers(self) -> list[Any]:
         """The event handlers to bind on the listener."""
@@ -80,17 +101,17 @@ class AssociationPolicy:
         if called != self.settings.ae_title.strip():
             self._reject(event, REASON_CALLED_AE_NOT_RECOGNIZED, f"called AE title {called!r} is not ours")
             return
-        if not self.settings.strict_ae:
-            return
-        try:
-            peer = self.peers.recognise(calling, address)
-        except ArchiveError as exc:
-            log.error("peer lookup failed, rejecting %s: %s", calling, exc)
-            peer = None
-        if peer is None:
-            self._reject(
-                event, REASON_CALLING_AE_NOT_RECOGNIZED, f"{calling!r} from {address} is not a known peer (strict mode)"
-            )
+        if self.settings.strict_ae:
+            try:
+                peer = self.peers.recognise(calling, address)
+            except ArchiveError as exc:
+                log.error("peer lookup failed, rejecting %s: %s", calling, exc)
+                peer = None
+            if peer is None:
+                why = f"{calling!r} from {address} is not a known peer (strict mode)"
+                self._reject(event, REASON_CALLING_AE_NOT_RECOGNIZED, why)
+                return
+        prefer_requestor_order(event, self.supported_syntaxes)
 
     def on_accepted(self, event: Event) -> None:
         """``EVT_ACCEPTED``: audit the association with its accepted presentation contexts."""

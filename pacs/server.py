@@ -79,7 +79,7 @@ def build_ae(settings: DicomSettings) -> AE:
 def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     """The event handlers, each bound to the archive core."""
     peers = PeerRegistry(archive.db)
-    policy = AssociationPolicy(archive, settings, peers)
+    policy = AssociationPolicy(archive, settings, peers, TRANSFER_SYNTAXES)
     retrieve = RetrieveService(archive, policy)
     commitment = CommitmentService(archive, peers, settings.ae_title)
     return [

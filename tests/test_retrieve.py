@@ -11,6 +11,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import JPEG2000, CTImageStorage, MRImageStorage, RLELossless
 from pynetdicom import AE, evt
+from pynetdicom.presentation import build_role
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelGet,
@@ -76,6 +77,39 @@ def test_c_get_study_sends_stored_bytes_unchanged(archive: Archive, dicom_listen
 
 def result_ts(path: Path) -> str:
     return str(dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+
+
+@pytest.mark.parametrize("syntaxes", [UNCOMPRESSED, UNCOMPRESSED[::-1]])
+def test_requestor_transfer_syntax_preference_is_honoured(
+    archive: Archive, dicom_listener: DicomListener, tmp_path: Path, syntaxes: list[str]
+):
+    """One context listing several syntaxes: the archive takes the requestor's first choice."""
+    stored = store_study(archive, tmp_path, count=1)
+    received = Received()
+    ae = AE(ae_title="VIEWER")
+    ae.add_requested_context(GET_STUDY)
+    ae.add_requested_context(CTImageStorage, syntaxes)
+    assoc = ae.associate(
+        "127.0.0.1",
+        dicom_listener.port,
+        ae_title="NDTPACS",
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, received.handler())],
+    )
+    try:
+        [ct] = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == CTImageStorage]
+        assert ct.transfer_syntax[0] == syntaxes[0]
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_get(identifier("STUDY", **keys), GET_STUDY)))
+    finally:
+        assoc.release()
+    assert status.Status == Status.SUCCESS
+    [(_, ts, data)] = received.items
+    assert ts == syntaxes[0]
+    with archive.instance_file(stored[0].object_key) as path:
+        if ts == result_ts(path):
+            assert data == dataset_bytes(path)  # unchanged when the requestor prefers the stored syntax
+    assert received.decode(0).SOPInstanceUID == stored[0].sop_instance_uid
 
 
 @pytest.mark.parametrize("level", ["SERIES", "IMAGE"])
