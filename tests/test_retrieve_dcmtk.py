@@ -110,7 +110,4 @@ def test_movescu_fills_a_second_archive(pacs_server: RunningServer, study: tuple
         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
         "127.0.0.1", str(pacs_server.dicom_port),
     )  # fmt: skip
-    assert (
-        "Move Destination unknown" in unknown.stdout + unknown.stderr
-        or "0xa801" in (unknown.stdout + unknown.stderr).lower()
-    )
+    assert "Refused: MoveDestinationUnknown" in unknown.stdout + unknown.stderr
