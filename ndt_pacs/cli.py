@@ -129,6 +129,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1
 
 
+def _peer_registry(args: argparse.Namespace) -> Any:
+    from storage.factory import open_archive
+    from storage.peers import PeerRegistry
+
+    return PeerRegistry(open_archive(_storage_settings(args)).db)
+
+
+def _cli_actor() -> Any:
+    import getpass
+
+    from storage.audit import Actor
+
+    return Actor(f"pacs peer ({getpass.getuser()})", kind="system")
+
+
+def cmd_peer_add(args: argparse.Namespace) -> int:
+    """Register a known DICOM peer."""
+    from storage.peers import PERMISSIONS, InvalidPeer
+
+    allow = PERMISSIONS if args.allow is None else args.allow.split(",")
+    try:
+        peer = _peer_registry(args).add(
+            args.ae_title, args.host, args.port, _cli_actor(), allow=allow, description=args.description or ""
+        )
+    except InvalidPeer as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {peer.ae_title} {peer.host}:{peer.port} allow={','.join(peer.permissions) or '-'}")
+    return 0
+
+
+def cmd_peer_list(args: argparse.Namespace) -> int:
+    """List the known DICOM peers."""
+    peers = _peer_registry(args).list()
+    print(f"{'AE title':<16}  {'address':<28}  {'allow':<26}  description")
+    for peer in peers:
+        address = f"{peer.host}:{peer.port}"
+        print(f"{peer.ae_title:<16}  {address:<28}  {','.join(peer.permissions) or '-':<26}  {peer.description}")
+    return 0
+
+
+def cmd_peer_remove(args: argparse.Namespace) -> int:
+    """Remove a known DICOM peer."""
+    from storage.errors import NotFound
+    from storage.peers import InvalidPeer
+
+    try:
+        _peer_registry(args).remove(args.ae_title, _cli_actor())
+    except (InvalidPeer, NotFound) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"removed {args.ae_title}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="pacs", description="ndt-pacs: NDT image archive (DICOM / DICONDE)")
@@ -177,6 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="fixity: re-hash objects against the index")
     data_dir(verify)
     verify.set_defaults(func=cmd_verify)
+
+    peer = sub.add_parser("peer", help="known DICOM peers").add_subparsers(dest="peer_command", required=True)
+    peer_add = peer.add_parser("add", help="register a peer (C-MOVE destination, allowed sender)")
+    data_dir(peer_add)
+    peer_add.add_argument("ae_title", metavar="AET", help="the peer's AE title (1-16 characters)")
+    peer_add.add_argument("--host", required=True, help="host name or IP address the peer connects from and listens on")
+    peer_add.add_argument("--port", type=int, required=True, help="the peer's DICOM port")
+    peer_add.add_argument(
+        "--allow", help="comma-separated permissions: store,query,retrieve,move (default: all); '' for none"
+    )
+    peer_add.add_argument("--description", help="free text")
+    peer_add.set_defaults(func=cmd_peer_add)
+    peer_list = peer.add_parser("list", help="list known peers")
+    data_dir(peer_list)
+    peer_list.set_defaults(func=cmd_peer_list)
+    peer_remove = peer.add_parser("remove", help="remove a peer")
+    data_dir(peer_remove)
+    peer_remove.add_argument("ae_title", metavar="AET")
+    peer_remove.set_defaults(func=cmd_peer_remove)
     return parser
 
 

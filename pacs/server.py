@@ -13,13 +13,26 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, _config, evt
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
+from pacs.handlers.commitment import CommitmentService
 from pacs.handlers.echo import handle_echo
 from pacs.handlers.find import handle_find
+from pacs.handlers.retrieve import RetrieveService
 from pacs.handlers.store import handle_store
+from pacs.policy import AssociationPolicy
 from pacs.settings import DicomSettings
 from pacs.sop_classes import storage_sop_classes
-from pacs.uids import PATIENT_ROOT_FIND, STUDY_ROOT_FIND, VERIFICATION
+from pacs.uids import (
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_GET,
+    PATIENT_ROOT_MOVE,
+    STORAGE_COMMITMENT_PUSH,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
+    VERIFICATION,
+)
 from storage.archive import Archive
+from storage.peers import PeerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,7 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
 def build_ae(settings: DicomSettings) -> AE:
     """The application entity with every presentation context we accept as SCP."""
     _config.STORE_RECV_CHUNKED_DATASET = True  # spool data sets to disk as they arrive
+    _config.STORE_SEND_CHUNKED_DATASET = True  # C-GET/C-MOVE send stored files as they are, streamed
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs (pynetdicom#367)
     ae.network_timeout = settings.network_timeout
@@ -51,18 +65,31 @@ def build_ae(settings: DicomSettings) -> AE:
     ae.require_called_aet = True
     ae.add_supported_context(VERIFICATION, TRANSFER_SYNTAXES)
     for uid in storage_sop_classes():
-        ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+        # scp_role/scu_role: accept SCP/SCU role selection, so a C-GET requestor can take the
+        # storage SCP role on its association (PS3.7 D.3.3.4, PS3.4 C.4.3).
+        ae.add_supported_context(uid, TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     for model in (PATIENT_ROOT_FIND, STUDY_ROOT_FIND):
         ae.add_supported_context(model, TRANSFER_SYNTAXES)
+    for model in (PATIENT_ROOT_GET, STUDY_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_MOVE):
+        ae.add_supported_context(model, TRANSFER_SYNTAXES)
+    ae.add_supported_context(STORAGE_COMMITMENT_PUSH, TRANSFER_SYNTAXES)
     return ae
 
 
 def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     """The event handlers, each bound to the archive core."""
+    peers = PeerRegistry(archive.db)
+    policy = AssociationPolicy(archive, settings, peers, TRANSFER_SYNTAXES)
+    retrieve = RetrieveService(archive, policy)
+    commitment = CommitmentService(archive, peers, settings.ae_title)
     return [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [archive]),
         (evt.EVT_C_FIND, handle_find, [archive, settings.ae_title]),
+        (evt.EVT_C_GET, retrieve.handle_get),
+        (evt.EVT_C_MOVE, retrieve.handle_move),
+        *policy.handlers(),
+        *commitment.handlers(),
     ]
 
 

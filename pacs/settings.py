@@ -16,4 +16,8 @@ class DicomSettings(BaseSettings):
     ae_title: str = Field(default="NDTPACS", min_length=1, max_length=16)
     max_associations: int = Field(default=32, ge=1)
     network_timeout: float = Field(default=60.0, gt=0)
+    strict_ae: bool = Field(
+        default=False,
+        description="Accept associations only from known peers, checked by AE title and address (PACS_STRICT_AE)",
+    )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds open associations get to finish")

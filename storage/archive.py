@@ -14,10 +14,12 @@ version; every earlier version is kept, and the index serves the newest.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -33,9 +35,9 @@ from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import ReceivedFile, read_received_file
 from storage.diconde.indications import read_indications
-from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
 from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
-from storage.objects import CHUNK, ObjectStore
+from storage.objects import CHUNK, FileObjectStore, ObjectStore
 from storage.query import Match, Query, run_query
 from storage.uids import object_key, require_uid
 
@@ -65,6 +67,25 @@ class StoreResult:
     sha256: str
     size: int
     object_key: str
+
+
+class CommitmentFailure(StrEnum):
+    """Why an instance cannot be committed (mapped to PS3.4 J.3.2.1.2 Failure Reasons by pacs)."""
+
+    NO_SUCH_INSTANCE = "no_such_instance"
+    CLASS_MISMATCH = "class_mismatch"
+    MISSING_OBJECT = "missing_object"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class CommitmentCheck:
+    """The outcome of :meth:`Archive.commitment_status`."""
+
+    committed: bool
+    failure: CommitmentFailure | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -428,6 +449,61 @@ class Archive:
         with self.db.read_session() as session:
             return audit.verify_chain(session)
 
+    # -- retrieval and storage commitment ---------------------------------------
+
+    @contextlib.contextmanager
+    def instance_file(self, key: str) -> Iterator[Path]:
+        """The stored object *key* as a local Part 10 file, for sending as it is (read only).
+
+        A file store hands out its own file; any other store is spooled to a
+        temporary file (removed afterwards). :class:`NotFound` when the object is missing.
+        """
+        if isinstance(self.objects, FileObjectStore):
+            path = self.objects.root / key
+            if not path.is_file():
+                raise NotFound(f"object {key} not found")
+            yield path
+            return
+        fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")
+        spooled = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block in self.objects.get(key):
+                    out.write(block)
+            yield spooled
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                spooled.unlink()
+
+    def commitment_status(self, sop_class_uid: str, sop_instance_uid: str) -> CommitmentCheck:
+        """Whether the archive can commit to keeping an instance (PS3.4 J.3.2).
+
+        Committed only when the instance is indexed under that SOP class and its
+        served object exists and re-hashes to the recorded SHA-256.
+        """
+        with self.db.read_session() as session:
+            row = session.execute(
+                select(Instance.sop_class_uid, Instance.object_key, Instance.sha256).where(
+                    Instance.sop_instance_uid == sop_instance_uid
+                )
+            ).one_or_none()
+        if row is None:
+            return CommitmentCheck(False, CommitmentFailure.NO_SUCH_INSTANCE, "not in the archive")
+        sop_class, key, expected = row
+        if sop_class != sop_class_uid:
+            return CommitmentCheck(False, CommitmentFailure.CLASS_MISMATCH, f"archived as SOP class {sop_class}")
+        digest = hashlib.sha256()
+        try:
+            for block in self.objects.get(key):
+                digest.update(block)
+        except NotFound:
+            return CommitmentCheck(False, CommitmentFailure.MISSING_OBJECT, "stored object is missing")
+        except ArchiveError as exc:
+            return CommitmentCheck(False, CommitmentFailure.UNAVAILABLE, str(exc)[:200])
+        if digest.hexdigest() != expected:
+            return CommitmentCheck(False, CommitmentFailure.CHECKSUM_MISMATCH, "stored object fails its checksum")
+        return CommitmentCheck(True, None, "indexed, object present, checksum verified")
+
     # -- health ----------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
@@ -439,4 +515,4 @@ class Archive:
         return {"database": self.db.ping(), "object_store": objects_ok}
 
 
-__all__ = ["Archive", "StoreOutcome", "StoreResult", "StorageUnavailable"]
+__all__ = ["Archive", "CommitmentCheck", "CommitmentFailure", "StoreOutcome", "StoreResult", "StorageUnavailable"]
