@@ -110,8 +110,7 @@ def _window_to_unit(values: np.ndarray, window: Window) -> np.ndarray:
     if window.function == "SIGMOID":
         return 1.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
     if window.function == "LINEAR_EXACT":
-        low, high = c - w / 2, c + w / 2
-        return np.clip((values - low) / w, 0.0, 1.0)
+        return np.clip((values - (c - w / 2)) / w, 0.0, 1.0)
     # LINEAR: C.11.2.1.2.1
     return np.clip(((values - (c - 0.5)) / (w - 1)) + 0.5, 0.0, 1.0)
 
@@ -144,9 +143,12 @@ def _gray_to_8bit(frame: Frame, window: Window | None) -> np.ndarray:
     info = frame.info
     array = frame.array
     prepared = _gray_lut_input(array)
+    index: np.ndarray | None
+    lo: float
+    hi: float
     if prepared is not None:
         index, values = prepared
-        lo, hi = int(array.min()), int(array.max())
+        lo, hi = float(array.min()), float(array.max())
     else:  # 32-bit or float data: compute on the frame itself
         index, values = None, array.astype(np.float64)
         lo, hi = float(np.min(values)), float(np.max(values))
@@ -163,7 +165,8 @@ def _gray_to_8bit(frame: Frame, window: Window | None) -> np.ndarray:
     else:
         chosen = window or _stored_window(frame)
         if chosen is None:  # no window anywhere: the frame's own range
-            m_lo, m_hi = (lo * info.rescale_slope + info.rescale_intercept, hi * info.rescale_slope + info.rescale_intercept)
+            m_lo = lo * info.rescale_slope + info.rescale_intercept
+            m_hi = hi * info.rescale_slope + info.rescale_intercept
             if info.has_modality_lut and index is not None:
                 m_lo, m_hi = float(modality[index].min()), float(modality[index].max())
             low, high = min(m_lo, m_hi), max(m_lo, m_hi)
