@@ -107,7 +107,8 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
         assert instances[0]["00280010"]["Value"] == [ct.Rows]
         assert instances[0]["00280100"]["Value"] == [ct.BitsAllocated]  # from the stored header
         everywhere = client.search_for_instances(search_filters={"SOPInstanceUID": ct.SOPInstanceUID})
-        assert len(everywhere) == 1 and everywhere[0]["0020000D"]["Value"] == [ct.StudyInstanceUID]
+        assert len(everywhere) == 1
+        assert everywhere[0]["0020000D"]["Value"] == [ct.StudyInstanceUID]
         with_all = client.search_for_instances(search_filters={"SOPInstanceUID": ct.SOPInstanceUID}, fields=["all"])
         assert with_all[0]["00180050"]["Value"] == [float(ct.SliceThickness)]  # not indexed: header JSON
         uid_list = ",".join(d.SOPInstanceUID for d in list(datasets.values())[:2])
@@ -122,7 +123,7 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
         assert sorted(seen) == sorted(d.SOPInstanceUID for d in datasets.values())
 
         # WADO-RS: the study's instances, byte-equal to what was sent (decoded by the client's parser).
-        for name, ds in datasets.items():
+        for ds in datasets.values():
             raw = httpx.get(
                 f"{url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}",
                 headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
@@ -171,7 +172,8 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
         for ds in datasets.values():
             jpeg = client.retrieve_instance_rendered(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
             image = Image.open(io.BytesIO(jpeg))
-            assert image.format == "JPEG" and image.size == (ds.Columns, ds.Rows)
+            assert image.format == "JPEG"
+            assert image.size == (ds.Columns, ds.Rows)
         png = client.retrieve_instance_frames_rendered(
             mr.StudyInstanceUID,
             mr.SeriesInstanceUID,
@@ -181,7 +183,8 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
             params={"viewport": "32,32", "window": "300,600,linear"},
         )
         image = Image.open(io.BytesIO(png))
-        assert image.format == "PNG" and image.size == (32, 32)
+        assert image.format == "PNG"
+        assert image.size == (32, 32)
 
 
 def _as_sent(ds: pydicom.Dataset) -> bytes:
@@ -219,7 +222,8 @@ def test_stow_partial_failure_and_rejections(web: str, tmp_path: Path) -> None:
             f"{web}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
             headers={"Accept": "application/dicom"},
         )
-        assert got.status_code == 200 and got.content == data
+        assert got.status_code == 200
+        assert got.content == data
 
     assert _post(web, [broken, b"not dicom at all"]).status_code == 409
 
@@ -284,7 +288,8 @@ def test_errors_ranges_and_wado_uri(web: str, tmp_path: Path) -> None:
 
     # Range on the instance and on bulk data.
     part = httpx.get(base, headers={"Accept": "application/dicom", "Range": "bytes=128-131"})
-    assert part.status_code == 206 and part.content == b"DICM"
+    assert part.status_code == 206
+    assert part.content == b"DICM"
     assert part.headers["content-range"] == f"bytes 128-131/{len(data)}"
     tail = httpx.get(base, headers={"Accept": "application/dicom", "Range": "bytes=-10"})
     assert tail.content == data[-10:]
@@ -294,7 +299,8 @@ def test_errors_ranges_and_wado_uri(web: str, tmp_path: Path) -> None:
     pixels = httpx.get(pixel_uri, headers={"Accept": "application/octet-stream"})
     assert pixels.content == ds.PixelData
     ranged = httpx.get(pixel_uri, headers={"Accept": "application/octet-stream", "Range": "bytes=2-5"})
-    assert ranged.status_code == 206 and ranged.content == ds.PixelData[2:6]
+    assert ranged.status_code == 206
+    assert ranged.content == ds.PixelData[2:6]
 
     # Thumbnails and WADO-URI.
     thumb = Image.open(io.BytesIO(httpx.get(f"{web}/dicom-web/studies/{ds.StudyInstanceUID}/thumbnail").content))
