@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def _parse_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-async def iter_parts(chunks: AsyncIterator[bytes], boundary: str, spool_dir: Path) -> AsyncIterator[Part]:
+async def iter_parts(chunks: AsyncIterator[bytes], boundary: str, spool_dir: Path) -> AsyncGenerator[Part, None]:
     """Yield each part of the multipart body in *chunks*, spooled to a file under *spool_dir*.
 
     The part's file is removed when the consumer asks for the next part (unless it

@@ -111,23 +111,24 @@ async def _stow(request: Request, study: str | None) -> Response:
     backend_down = False
     studies: set[str] = set()
     try:
-        async for part in iter_parts(request.stream().__aiter__(), boundary, archive.spool_dir):
-            outcome = await run_in_threadpool(_store_part, archive, request, part, study)
-            if isinstance(outcome, StoreResult):
-                studies.add(outcome.study_instance_uid)
-                url = instance_url(
-                    request, outcome.study_instance_uid, outcome.series_instance_uid, outcome.sop_instance_uid
-                )
-                stored.append(
-                    {
-                        "00081150": _ui(outcome.sop_class_uid),
-                        "00081155": _ui(outcome.sop_instance_uid),
-                        "00081190": {"vr": "UR", "Value": [url]},
-                    }
-                )
-            else:
-                backend_down |= outcome["00081197"]["Value"][0] == FailureReason.OUT_OF_RESOURCES
-                failed.append(outcome)
+        async with contextlib.aclosing(iter_parts(request.stream().__aiter__(), boundary, archive.spool_dir)) as parts:
+            async for part in parts:
+                outcome = await run_in_threadpool(_store_part, archive, request, part, study)
+                if isinstance(outcome, StoreResult):
+                    studies.add(outcome.study_instance_uid)
+                    url = instance_url(
+                        request, outcome.study_instance_uid, outcome.series_instance_uid, outcome.sop_instance_uid
+                    )
+                    stored.append(
+                        {
+                            "00081150": _ui(outcome.sop_class_uid),
+                            "00081155": _ui(outcome.sop_instance_uid),
+                            "00081190": {"vr": "UR", "Value": [url]},
+                        }
+                    )
+                else:
+                    backend_down |= outcome["00081197"]["Value"][0] == FailureReason.OUT_OF_RESOURCES
+                    failed.append(outcome)
     except MultipartError as exc:
         if not stored and not failed:
             raise DicomWebError(400, f"malformed multipart body: {exc}") from exc
