@@ -91,6 +91,10 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
         ranged = client.search_for_studies(search_filters={"StudyDate": f"{ct.StudyDate}-{ct.StudyDate}"})
         assert ct.StudyInstanceUID in {h["0020000D"]["Value"][0] for h in ranged}
         assert client.search_for_studies(search_filters={"PatientID": "no-such-component"}) == []
+        for hostile in ({"PatientName": "a\x00b"}, {"Rows": "9" * 30}, {"offset": "9" * 30}):
+            level = "instances" if "Rows" in hostile else "studies"
+            refused = httpx.get(f"{url}/dicom-web/{level}", params=hostile)
+            assert refused.status_code == 400, (hostile, refused.text)
         by_modality = client.search_for_studies(search_filters={"ModalitiesInStudy": "CT"})
         assert ct.StudyInstanceUID in {h["0020000D"]["Value"][0] for h in by_modality}
         assert hits[0]["00081190"]["Value"][0].endswith(f"/dicom-web/studies/{ct.StudyInstanceUID}")

@@ -109,8 +109,8 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
         value = int(raw)
     except ValueError:
         raise DicomWebError(400, f"{name} must be a non-negative integer, not {raw[:40]!r}") from None
-    if value < 0:
-        raise DicomWebError(400, f"{name} must be a non-negative integer")
+    if not 0 <= value < 2**31:
+        raise DicomWebError(400, f"{name} must be a non-negative integer below 2^31")
     return min(value, maximum) if maximum is not None else value
 
 

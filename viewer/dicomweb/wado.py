@@ -91,6 +91,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         start = size - length
     else:
         start = int(first)
+        if last and int(last) < start:
+            return None  # invalid range-spec: ignored (RFC 9110 §14.1.1)
         end = min(int(last), size - 1) if last else size - 1
         length = end - start + 1
     if start >= size or length <= 0:
