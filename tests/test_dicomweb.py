@@ -422,3 +422,36 @@ def test_every_route_declares_a_permission(sqlite_archive: Archive) -> None:
         checked.add(path)
     assert {"/dicom-web/studies", "/dicom-web/studies/{study}/metadata", "/wado"} <= checked
     assert len(checked) >= 20
+
+
+def test_diconde_keys_are_searchable(web: str, tmp_path: Path) -> None:
+    """DICONDE component attributes (group 0014) match by keyword or tag like any indexed key."""
+    weld = make_instance(ComponentManufacturer="ACME Forge", MaterialGrade="X52", ExpiryDate="20300101")
+    other = make_instance(ComponentManufacturer="Other Works")
+    parts = [write_part10(ds, tmp_path / f"{i}.dcm").read_bytes() for i, ds in enumerate((weld, other))]
+    assert _post(web, parts).status_code == 200
+    for params in (
+        {"ComponentManufacturer": "ACME*"},
+        {"00140028": "ACME Forge"},
+        {"0014,0042": "X52"},
+        {"ExpiryDate": "20291231-"},
+    ):
+        found = httpx.get(f"{web}/dicom-web/studies", params=params).json()
+        assert [f["0020000D"]["Value"][0] for f in found] == [weld.StudyInstanceUID], params
+    first = httpx.get(f"{web}/dicom-web/studies", params={"ComponentManufacturer": "ACME*"}).json()[0]
+    assert first["00140028"] == {"vr": "ST", "Value": ["ACME Forge"]}  # a matching key is returned
+
+
+def test_stow_with_object_store_down_is_503(sqlite_archive: Archive, tmp_path: Path) -> None:
+    """A backend that cannot write answers 503 with the failure listed; nothing is indexed."""
+    root = sqlite_archive.objects.root  # type: ignore[attr-defined]
+    for child in root.iterdir():
+        child.rmdir() if child.is_dir() else child.unlink()
+    root.rmdir()
+    root.write_text("not a directory")  # every put now fails, even for root
+    ds = make_instance()
+    with http_server(sqlite_archive) as url:
+        response = _post(url, [write_part10(ds, tmp_path / "x.dcm").read_bytes()])
+        assert response.status_code == 503
+        assert response.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xA700]
+        assert httpx.get(f"{url}/dicom-web/studies", params={"PatientID": ds.PatientID}).json() == []
