@@ -174,8 +174,4 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
 def frame_bytes(frame: Frame) -> bytes:
     """The frame as uncompressed little-endian samples, colour-by-pixel (PS3.18 §8.7.3.3.2)."""
     array = frame.array
-    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and np.little_endian is False):
-        array = array.astype(array.dtype.newbyteorder("<"))
-    if frame.info.bits_allocated == 8 and array.dtype.itemsize != 1:
-        array = array.astype(np.int8 if frame.info.pixel_representation else np.uint8)
-    return np.ascontiguousarray(array).tobytes()
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
