@@ -84,13 +84,18 @@ def _condition(attribute: IndexedAttribute, value: str) -> ColumnElement[bool] |
     value = value.strip()
     if value in ("", "*"):
         return None  # C.2.2.2.3 universal matching
+    if "\x00" in value:
+        raise InvalidQuery(f"{attribute.keyword}: NUL characters cannot be matched")
     column: Any = attribute.column
     vr = attribute.vr
     if attribute.column.type.python_type is int:
         try:
-            return column == int(value)
+            number = int(value)
         except ValueError as exc:
             raise InvalidQuery(f"{attribute.keyword}: {value!r} is not an integer") from exc
+        if not -(2**63) <= number < 2**63:
+            raise InvalidQuery(f"{attribute.keyword}: {value[:40]!r} is out of range")
+        return column == number
     if vr == "UI":
         uids = [v.strip() for v in value.split("\\") if v.strip()]
         return column.in_(uids) if len(uids) > 1 else column == uids[0]  # C.2.2.2.2 UID list

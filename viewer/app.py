@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from storage import __version__
 from storage.archive import Archive
+from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
 
 def create_app(archive: Archive) -> FastAPI:
@@ -29,4 +30,10 @@ def create_app(archive: Archive) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    install_error_handlers(app)
+    app.include_router(stow.router)
+    app.include_router(qido.router)
+    app.include_router(wado.router)
+    app.include_router(rendered.router)
+    app.include_router(wado_uri.router)
     return app
