@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 
 from storage import __version__
 from storage.archive import Archive
+from viewer import ui
+from viewer.api import routes as api_routes
 
 
 def create_app(archive: Archive) -> FastAPI:
@@ -29,4 +31,6 @@ def create_app(archive: Archive) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    api_routes.install(app)
+    ui.install(app)
     return app
