@@ -136,7 +136,8 @@ def _study_conditions(search: Search) -> list[ColumnElement[bool]]:
     if search.company:
         conditions.append(_contains(Study.physicians_of_record, search.company))
     if search.modality:
-        conditions.append(Study.modalities_in_study.like(f"%\\{search.modality.upper()}\\%"))
+        code = search.modality.upper().replace("\\", "").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Study.modalities_in_study.like(f"%\\\\{code}\\\\%", escape="\\"))
     if search.date_from:
         conditions.append(Study.study_date >= search.date_from)
     if search.date_to:

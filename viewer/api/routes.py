@@ -183,7 +183,10 @@ def _text(element: dict[str, Any]) -> str:
     parts = []
     for value in values:
         if isinstance(value, dict):
-            parts.append(str(value.get("Alphabetic", "")))
+            groups = [str(value.get(k, "")) for k in ("Alphabetic", "Ideographic", "Phonetic")]
+            while groups and not groups[-1]:
+                groups.pop()
+            parts.append("=".join(groups))  # PS3.5 6.2: PN component groups
         else:
             parts.append(str(value))
     text = "\\".join(parts)
