@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -32,10 +33,11 @@ from storage.attributes import Level, attributes_at, extract, join_multi, split_
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import ReceivedFile, read_received_file
-from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
 from storage.models import Component, Instance, InstanceVersion, Series, Study, utcnow
 from storage.objects import CHUNK, ObjectStore
 from storage.query import Match, Query, run_query
+from storage.retrieve import StoredInstance, iter_object, list_instances, open_object
 from storage.uids import object_key, require_uid
 
 log = logging.getLogger(__name__)
@@ -407,6 +409,27 @@ class Archive:
             self.db.write(lambda s: audit.append(s, record))
         except IndexUnavailable:
             log.error("audit entry not written, index unavailable: %s", record)
+
+    # -- retrieval ---------------------------------------------------------------
+
+    def instances(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None, *, with_header: bool = False
+    ) -> list[StoredInstance]:
+        """The served instances of a study / series / instance; :class:`NotFound` when there are none."""
+        with self.db.read_session() as session:
+            found = list_instances(session, study_uid, series_uid, sop_uid, with_header=with_header)
+        if not found:
+            what = sop_uid or series_uid or study_uid
+            raise NotFound(f"no stored instances for {what}")
+        return found
+
+    def read_instance(self, instance: StoredInstance, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The stored Part 10 bytes of *instance* (or a range of them), in chunks."""
+        return iter_object(self.objects, instance.object_key, offset, length)
+
+    def open_instance(self, instance: StoredInstance) -> BinaryIO:
+        """A seekable binary stream over the stored object of *instance* (ranged reads)."""
+        return open_object(self.objects, instance.object_key, instance.size)
 
     def verify_audit(self) -> ChainReport:
         """Walk and check the audit hash chain."""

@@ -125,8 +125,18 @@ def start_server(data_dir: Path, env_extra: dict[str, str] | None = None) -> Run
     log_path = data_dir.parent / f"serve-{http_port}.log"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "ndt_pacs", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-            "--dicom-port", str(dicom_port), "--http-port", str(http_port),
+            sys.executable,
+            "-m",
+            "ndt_pacs",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--dicom-port",
+            str(dicom_port),
+            "--http-port",
+            str(http_port),
         ],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

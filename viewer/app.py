@@ -11,6 +11,7 @@ from storage import __version__
 from storage.archive import Archive
 from viewer import ui
 from viewer.api import routes as api_routes
+from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
 
 def create_app(archive: Archive) -> FastAPI:
@@ -33,4 +34,10 @@ def create_app(archive: Archive) -> FastAPI:
 
     api_routes.install(app)
     ui.install(app)
+    install_error_handlers(app)
+    app.include_router(stow.router)
+    app.include_router(qido.router)
+    app.include_router(wado.router)
+    app.include_router(rendered.router)
+    app.include_router(wado_uri.router)
     return app

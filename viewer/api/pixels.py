@@ -4,36 +4,36 @@ The viewer applies window/level itself on these values (a lookup table in JavaSc
 window change never costs a round trip. ``scale=N`` keeps every N-th row and column: a
 10000-pixel radiograph opens from a small preview first.
 
-Decoding goes through :func:`decode_frame` only (one place to switch to the shared frame
-decoder of the DICOMweb routes).
+Decoding is the shared frame decoder of the DICOMweb routes (:mod:`viewer.frames`), reading
+only the requested frame from the stored object.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from pydicom.pixels import pixel_array
 
 from storage.archive import Archive
 from storage.catalog import InstanceRecord
 from storage.errors import InvalidQuery
-from storage.objects import read_bytes
+from viewer import frames
 
 MAX_SCALE = 64
 
 
 def decode_frame(archive: Archive, record: InstanceRecord, frame: int) -> np.ndarray:
     """Frame *frame* (1-based) of the instance as stored values (rows x columns [x samples])."""
-    frames = int(record.values.get("NumberOfFrames") or 1)
-    if frame < 1 or frame > frames:
-        raise InvalidQuery(f"frame must be between 1 and {frames}")
-    data = read_bytes(archive.objects, record.object_key)
-    try:
-        arr = pixel_array(io.BytesIO(data), index=frame - 1, raw=True)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is reported as undecodable
-        raise InvalidQuery(f"pixel data cannot be decoded: {exc}") from exc
-    return np.asarray(arr)
+    count = int(record.values.get("NumberOfFrames") or 1)
+    if frame < 1 or frame > count:
+        raise InvalidQuery(f"frame must be between 1 and {count}")
+    [stored] = archive.instances(
+        record.study_instance_uid, record.series_instance_uid, str(record.values["SOPInstanceUID"])
+    )
+    with archive.open_instance(stored) as stream:
+        try:
+            decoded = frames.decode_frame(stream, frame)
+        except frames.FrameError as exc:
+            raise InvalidQuery(f"pixel data cannot be decoded: {exc}") from exc
+    return np.asarray(decoded.array)
 
 
 def raw_frame(arr: np.ndarray, scale: int) -> tuple[bytes, dict[str, str]]:

@@ -1,0 +1,181 @@
+"""Frame decoding: a stored DICOM object -> one frame as a numpy array, with its pixel description.
+
+Reads only what a frame needs from a seekable binary stream (PS3.5 §8: native or
+encapsulated Pixel Data); compressed transfer syntaxes are decoded by pydicom's
+pixel handlers with the pylibjpeg plugins (JPEG, JPEG-LS, JPEG 2000, RLE).
+Shared by WADO-RS ``/frames``, ``/rendered`` and the web viewer's raw frame endpoint.
+
+API::
+
+    header = read_header(stream)            # data set without Pixel Data
+    info = pixel_info(header)               # PixelInfo (rows, bits, photometric, ...)
+    frame = decode_frame(stream, 1)         # Frame(array, info, header), 1-based frame number
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID
+
+
+class FrameError(Exception):
+    """The object has no decodable pixel data, or the frame does not exist."""
+
+
+class FrameNotFound(FrameError):
+    """The requested frame number is outside 1..NumberOfFrames (PS3.18 §9.4)."""
+
+
+def _floats(value: Any) -> list[float]:
+    if value is None or value == "":
+        return []
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(float(item))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class PixelInfo:
+    """The Image Pixel module (PS3.3 C.7.6.3) and the values rendering needs."""
+
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int  # 0 unsigned, 1 two's complement
+    photometric_interpretation: str
+    number_of_frames: int
+    transfer_syntax_uid: str
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    window_centers: tuple[float, ...] = ()
+    window_widths: tuple[float, ...] = ()
+    voi_lut_function: str = "LINEAR"
+    has_voi_lut: bool = False
+    has_modality_lut: bool = False
+
+    @property
+    def compressed(self) -> bool:
+        """True for an encapsulated (compressed) transfer syntax."""
+        return bool(self.transfer_syntax_uid) and UID(self.transfer_syntax_uid).is_compressed
+
+    @property
+    def grayscale(self) -> bool:
+        """MONOCHROME1 or MONOCHROME2."""
+        return self.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
+
+
+def read_header(stream: BinaryIO) -> Dataset:
+    """The data set up to (not including) Pixel Data; the stream is rewound afterwards."""
+    stream.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dcmread(stream, stop_before_pixels=True, force=True)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
+        raise FrameError(f"cannot parse the stored object: {exc}") from exc
+    finally:
+        stream.seek(0)
+    return ds
+
+
+def pixel_info(header: Dataset) -> PixelInfo:
+    """Describe the pixel data of *header*; :class:`FrameError` when it is not an image."""
+    if "Rows" not in header or "Columns" not in header or "BitsAllocated" not in header:
+        raise FrameError("the instance has no image pixel data")
+    try:
+        frames = int(header.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    centers = _floats(header.get("WindowCenter"))
+    widths = _floats(header.get("WindowWidth"))
+    meta = getattr(header, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+    slope = _floats(header.get("RescaleSlope")) or [1.0]
+    intercept = _floats(header.get("RescaleIntercept")) or [0.0]
+    return PixelInfo(
+        rows=int(header.Rows),
+        columns=int(header.Columns),
+        samples_per_pixel=int(header.get("SamplesPerPixel") or 1),
+        bits_allocated=int(header.BitsAllocated),
+        bits_stored=int(header.get("BitsStored") or header.BitsAllocated),
+        pixel_representation=int(header.get("PixelRepresentation") or 0),
+        photometric_interpretation=str(header.get("PhotometricInterpretation") or "MONOCHROME2").strip(),
+        number_of_frames=max(1, frames),
+        transfer_syntax_uid=ts,
+        rescale_slope=slope[0] or 1.0,
+        rescale_intercept=intercept[0],
+        window_centers=tuple(centers),
+        window_widths=tuple(widths),
+        voi_lut_function=str(header.get("VOILUTFunction") or "LINEAR").strip().upper(),
+        has_voi_lut="VOILUTSequence" in header,
+        has_modality_lut="ModalityLUTSequence" in header,
+    )
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    ``array`` is (rows, columns) for one sample per pixel and (rows, columns, samples)
+    otherwise, in the stored value range (Bits Stored masked, sign-extended when signed);
+    colour data arrives as RGB (YCbCr is converted by the decoder).
+    """
+
+    array: np.ndarray
+    info: PixelInfo
+    header: Dataset
+
+    @property
+    def photometric_interpretation(self) -> str:
+        """The photometric interpretation of ``array`` (YBR is decoded to RGB)."""
+        pi = self.info.photometric_interpretation
+        return "RGB" if pi.startswith("YBR") else pi
+
+
+def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -> Frame:
+    """Decode frame *number* (1-based, PS3.18 §10.4.1.1.5) from the Part 10 object in *stream*."""
+    header = header if header is not None else read_header(stream)
+    info = pixel_info(header)
+    if number < 1 or number > info.number_of_frames:
+        raise FrameNotFound(f"frame {number} does not exist (the instance has {info.number_of_frames})")
+    stream.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
+    except FrameError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "cannot decode", not a crash
+        raise FrameError(f"cannot decode frame {number}: {exc}") from exc
+    finally:
+        stream.seek(0)
+    if info.number_of_frames > 1 and array.ndim == (2 if info.samples_per_pixel == 1 else 3) + 1:
+        array = array[0]
+    return Frame(array=array, info=info, header=header)
+
+
+def frame_bytes(frame: Frame) -> bytes:
+    """The frame as uncompressed little-endian samples, colour-by-pixel (PS3.18 §8.7.3.3.2)."""
+    array = frame.array
+    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and np.little_endian is False):
+        array = array.astype(array.dtype.newbyteorder("<"))
+    if frame.info.bits_allocated == 8 and array.dtype.itemsize != 1:
+        array = array.astype(np.int8 if frame.info.pixel_representation else np.uint8)
+    return np.ascontiguousarray(array).tobytes()
