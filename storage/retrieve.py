@@ -86,6 +86,11 @@ class ObjectReader(io.RawIOBase):
         self._size = size
         self._pos = 0
 
+    @property
+    def name(self) -> str:
+        """The object key (file-like objects carry a name; pydicom records it)."""
+        return self._key
+
     def readable(self) -> bool:
         """Always readable."""
         return True

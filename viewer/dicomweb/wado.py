@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from storage.archive import Archive
+from storage.archive import BULK_DATA_THRESHOLD, Archive
 from storage.retrieve import StoredInstance
 from viewer.auth import SecuredRouter, require
 from viewer.dicomweb.common import (
@@ -71,7 +71,7 @@ def negotiate(request: Request, part_type: str, *, single: bool) -> tuple[str, s
         if single and (rng.type == part_type or (has_range and rng.type == "*/*")):
             return "single", syntaxes
         wanted = _multipart_type(rng)
-        if wanted is not None and wanted in ("*", part_type):
+        if wanted is not None and (wanted == "*" or MediaRange(wanted).matches(part_type)):
             return "multipart", syntaxes
     raise DicomWebError(406, f'not acceptable: this resource is served as multipart/related; type="{part_type}"')
 
@@ -301,7 +301,11 @@ def _find_raw(ds: Dataset, tag: int) -> RawDataElement | None:
     if key in ds:
         raw = ds.get_item(key)
         return raw if isinstance(raw, RawDataElement) else None
-    for elem in ds:
+    for other in list(ds.keys()):
+        raw_item = ds.get_item(other)
+        if raw_item is None or raw_item.VR != "SQ" or (isinstance(raw_item, RawDataElement) and raw_item.value is None):
+            continue  # not a sequence, or a deferred (large) one: not searched
+        elem = ds[other]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 found = _find_raw(item, tag)
@@ -318,7 +322,7 @@ def _bulk_location(archive: Archive, instance: StoredInstance, tag: int) -> tupl
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = dcmread(stream, defer_size=64, stop_before_pixels=tag != PIXEL_DATA, force=True)
+            ds = dcmread(stream, defer_size=BULK_DATA_THRESHOLD, stop_before_pixels=tag != PIXEL_DATA, force=True)
         raw = _find_raw(ds, tag)
     except DicomWebError:
         raise

@@ -66,7 +66,7 @@ def wado_uri(request: Request) -> Response:
     center, width = params.get("windowCenter"), params.get("windowWidth")
     if bool(center) != bool(width):
         raise DicomWebError(400, "windowCenter and windowWidth go together")
-    viewport = Viewport(columns or rows or MAX_SIDE, rows or columns or MAX_SIDE) if rows or columns else None
+    viewport = Viewport(columns or MAX_SIDE, rows or MAX_SIDE) if rows or columns else None
     options = render_options(
         request,
         media_type,
