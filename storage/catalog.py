@@ -153,7 +153,9 @@ def _component_conditions(search: Search) -> list[ColumnElement[bool]]:
         conditions.append(_contains(Component.patient_name, search.name))
     if search.material:
         conditions.append(
-            or_(_contains(Component.ethnic_group, search.material), _contains(Component.material_grade, search.material))
+            or_(
+                _contains(Component.ethnic_group, search.material), _contains(Component.material_grade, search.material)
+            )
         )
     if search.welder:
         conditions.append(_contains(Component.component_welder_ids, search.welder))
@@ -216,7 +218,7 @@ class Catalog:
             tiebreak: Any = Component.id
         else:
             stmt = (
-                select(Study, Component)
+                select(Study, Component)  # type: ignore[assignment]
                 .join(Component, Component.id == Study.component_id)
                 .where(*_component_conditions(search), *_study_conditions(search))
             )

@@ -83,9 +83,11 @@ def test_paging_and_sorting(api: Api) -> None:
     seen: list[str] = []
     for offset in range(0, total, 10):
         page = api.get("/api/components", limit=10, offset=offset, sort="serial").json()
-        assert page["offset"] == offset and page["limit"] == 10
+        assert page["offset"] == offset
+        assert page["limit"] == 10
         seen += [i["serial"] for i in page["items"]]
-    assert seen == sorted(seen) and len(set(seen)) == total
+    assert seen == sorted(seen)
+    assert len(set(seen)) == total
     desc = [i["serial"] for i in api.get("/api/components", sort="serial", order="desc", limit=200).json()["items"]]
     assert desc == sorted(seen, reverse=True)
     dates = [i["date"] for i in api.get("/api/inspections", limit=200).json()["items"]]
@@ -133,7 +135,8 @@ def test_component_history_and_inspection_tree(api: Api) -> None:
     [series] = inspection["series"]
     assert series["modality"] == "DX"
     [image] = series["images"]
-    assert image["rows"] == 1600 and image["columns"] == 2200
+    assert image["rows"] == 1600
+    assert image["columns"] == 2200
     assert image["thumbnail_url"].endswith(f"/instances/{image['uid']}/thumbnail")
     ct = api.get(f"/api/components/{CT_SERIAL}").json()
     ct_tree = api.get(f"/api/inspections/{ct['inspections'][0]['uid']}").json()
@@ -144,8 +147,11 @@ def test_image_details_spacing_windows_and_tags(api: Api) -> None:
     dx = api.data["weld"][1]
     detail = api.get(f"/api/images/{dx.SOPInstanceUID}").json()
     assert detail["spacing"] == {"row_mm": SPACING_MM, "column_mm": SPACING_MM, "attribute": "ImagerPixelSpacing"}
-    assert detail["windows"][0]["center"] == 20000 and detail["windows"][0]["width"] == 30000
-    assert detail["serial"] == WELD_SERIAL and detail["frames"] == 1 and not detail["signed"]
+    assert detail["windows"][0]["center"] == 20000
+    assert detail["windows"][0]["width"] == 30000
+    assert detail["serial"] == WELD_SERIAL
+    assert detail["frames"] == 1
+    assert not detail["signed"]
     keywords = [t["keyword"] for t in detail["tags"]]
     assert keywords[0] == "PatientID"  # NDT-labelled attributes first
     labelled = [t for t in detail["tags"] if t["ndt_label"]]
@@ -165,7 +171,11 @@ def test_raw_pixels_full_and_reduced(api: Api) -> None:
     full = api.get(url)
     assert full.status_code == 200
     assert full.headers["content-type"] == "application/octet-stream"
-    assert (full.headers["x-rows"], full.headers["x-columns"], full.headers["x-pixel-type"]) == ("1600", "2200", "uint16")
+    assert (full.headers["x-rows"], full.headers["x-columns"], full.headers["x-pixel-type"]) == (
+        "1600",
+        "2200",
+        "uint16",
+    )
     pixels = np.frombuffer(full.content, dtype="<u2").reshape(1600, 2200)
     assert np.array_equal(pixels, radiograph_pixels())
     (mx, my) = MARKERS[0]
@@ -205,10 +215,12 @@ def test_openapi_documents_the_api(api: Api) -> None:
 
 def test_viewer_pages_are_served(api: Api) -> None:
     index = api.get("/")
-    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
-    assert "script-src" in index.headers["content-security-policy"] or "default-src 'self'" in index.headers[
-        "content-security-policy"
-    ]
+    assert index.status_code == 200
+    assert "text/html" in index.headers["content-type"]
+    assert (
+        "script-src" in index.headers["content-security-policy"]
+        or "default-src 'self'" in index.headers["content-security-policy"]
+    )
     assert api.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
     assert api.get("/ui/../app.py").status_code == 404
     assert api.get("/ui/%2e%2e/app.py").status_code == 404

@@ -64,8 +64,17 @@ def weld_component_datasets() -> list[Dataset]:
         "ComponentWelderIDs": ["W-17", "W-22"],
         "PhysiciansOfRecord": "Acme NDT",
     }
-    old = _dx(generate_uid(), generate_uid(), "20240301", StudyDescription="Weld 7 initial", AccessionNumber="JOB-1", **common)
-    new = _dx(generate_uid(), generate_uid(), "20260115", StudyDescription="Weld 7 re-inspection", AccessionNumber="JOB-2", **common)
+    old = _dx(
+        generate_uid(), generate_uid(), "20240301", StudyDescription="Weld 7 initial", AccessionNumber="JOB-1", **common
+    )
+    new = _dx(
+        generate_uid(),
+        generate_uid(),
+        "20260115",
+        StudyDescription="Weld 7 re-inspection",
+        AccessionNumber="JOB-2",
+        **common,
+    )
     return [old, new]
 
 
@@ -112,7 +121,9 @@ def fill(archive: Archive, tmp: Path, *, extra_components: int = 0) -> dict[str,
     tmp.mkdir(parents=True, exist_ok=True)
     groups = {"weld": weld_component_datasets(), "ct": ct_stack_datasets(), "xss": xss_datasets()}
     groups["extra"] = [
-        make_instance(PatientID=f"SN-BULK-{i:03d}", PhysiciansOfRecord="Bulk Inspect", StudyDate=f"2025{(i % 12) + 1:02d}01")
+        make_instance(
+            PatientID=f"SN-BULK-{i:03d}", PhysiciansOfRecord="Bulk Inspect", StudyDate=f"2025{(i % 12) + 1:02d}01"
+        )
         for i in range(extra_components)
     ]
     for datasets in groups.values():

@@ -150,7 +150,11 @@ def _numbers(header: dict[str, Any], tag: str) -> list[float]:
     return out
 
 
-SPACING_TAGS = (("PixelSpacing", "00280030"), ("ImagerPixelSpacing", "00181164"), ("NominalScannedPixelSpacing", "00182010"))
+SPACING_TAGS = (
+    ("PixelSpacing", "00280030"),
+    ("ImagerPixelSpacing", "00181164"),
+    ("NominalScannedPixelSpacing", "00182010"),
+)
 
 
 def _spacing(header: dict[str, Any]) -> Spacing | None:
@@ -391,7 +395,7 @@ def get_component(request: Request, serial: str) -> ComponentDetail:
     except ArchiveError as exc:
         raise _problem(exc) from exc
     _audit(request, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
-    dates = [c.get("StudyDate") for c in tree.children if c.get("StudyDate")]
+    dates = [str(c["StudyDate"]) for c in tree.children if c.get("StudyDate")]
     summary = _component(tree.values, latest=max(dates) if dates else None)
     return ComponentDetail(
         **summary.model_dump(), inspections=[_inspection(c, with_component=False) for c in tree.children]
