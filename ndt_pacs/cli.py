@@ -71,6 +71,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if not report.problems else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the synthetic DICONDE demo data set and push it over C-STORE (or write files)."""
+    from pacs.push import PushError, parse_address, push_datasets
+    from storage.demo import DEMO_SOP_CLASSES, generate_demo
+
+    datasets = generate_demo(seed=args.seed, count=args.count, scale=args.scale)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for ds in datasets:
+            ds.save_as(args.out / f"{ds.Modality}_{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+            written += 1
+        print(f"wrote {written} demo files to {args.out}")
+        return 0
+    try:
+        host, port = parse_address(args.to or f"127.0.0.1:{DicomSettings().dicom_port}")
+    except ValueError as exc:
+        print(f"error: --to {exc}", file=sys.stderr)
+        return 2
+    ae_title = args.ae_title or DicomSettings().ae_title
+
+    def progress(done: int, ds: Any) -> None:
+        if done % 10 == 0:
+            print(f"  {done} instances sent ...", flush=True)
+
+    try:
+        report = push_datasets(
+            datasets, host=host, port=port, sop_classes=DEMO_SOP_CLASSES, called_ae=ae_title, progress=progress
+        )
+    except (PushError, OSError) as exc:
+        print(f"error: {exc} (is `pacs serve` running?)", file=sys.stderr)
+        return 1
+    print(f"demo: {report.sent} instances ({report.bytes / 1e6:.1f} MB pixel data) stored at {ae_title}@{host}:{port}")
+    for uid, code in report.failed:
+        print(f"FAILED: {uid} status 0x{code & 0xFFFF:04X}")
+    return 0 if not report.failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="pacs", description="ndt-pacs: NDT image archive (DICOM / DICONDE)")
@@ -98,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify = audit.add_parser("verify", help="check the audit hash chain")
     data_dir(audit_verify)
     audit_verify.set_defaults(func=cmd_audit_verify)
+
+    demo = sub.add_parser("demo", help="push a synthetic DICONDE demo data set over C-STORE")
+    demo.add_argument("--to", help="HOST:PORT of the archive (default 127.0.0.1:PACS_DICOM_PORT)")
+    demo.add_argument("--ae-title", help="called AE title (PACS_AE_TITLE, default NDTPACS)")
+    demo.add_argument("--count", type=int, default=6, help="number of components (default 6)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data set (default 0)")
+    demo.add_argument("--scale", type=float, default=1.0, help="image size factor (default 1.0: DX 2048x1024)")
+    demo.add_argument("--out", type=Path, help="write Part 10 files to this directory instead of pushing")
+    demo.set_defaults(func=cmd_demo)
 
     verify = sub.add_parser("verify", help="fixity: re-hash objects against the index")
     data_dir(verify)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -15,6 +18,14 @@ from viewer.app import create_app
 from viewer.settings import HttpSettings
 
 log = logging.getLogger("ndt_pacs")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture: we stop HTTP and DICOM together, then exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def serve(storage: StorageSettings, dicom: DicomSettings, http: HttpSettings) -> None:
@@ -33,9 +44,16 @@ def serve(storage: StorageSettings, dicom: DicomSettings, http: HttpSettings) ->
         access_log=False,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d received: stopping", signum)
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
-        server.run()  # returns after SIGINT/SIGTERM (uvicorn installs the handlers)
+        server.run()  # returns once should_exit is set by a signal
     finally:
         log.info("shutting down: waiting for open DICOM associations")
         listener.stop()

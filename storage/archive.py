@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage import audit
@@ -33,8 +33,9 @@ from storage.attributes import Level, attributes_at, extract, join_multi, split_
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import ReceivedFile, read_received_file
+from storage.diconde.indications import read_indications
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
-from storage.models import Component, Instance, InstanceVersion, Series, Study, utcnow
+from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
 from storage.objects import CHUNK, ObjectStore
 from storage.query import Match, Query, run_query
 from storage.retrieve import StoredInstance, iter_object, list_instances, open_object
@@ -120,6 +121,22 @@ def _apply(row: Any, level: Level, ds: Dataset) -> bool:
     return changed
 
 
+def _index_indications(session: Session, instance: Instance, ds: Dataset) -> None:
+    """Replace *instance*'s indication rows with those of the served version (DICONDE 0014,2012)."""
+    session.execute(delete(Indication).where(Indication.instance_id == instance.id))
+    for values in read_indications(ds):
+        session.add(
+            Indication(
+                instance_id=instance.id,
+                indication_number=values.number,
+                indication_label=values.label,
+                indication_type=values.types,
+                indication_disposition=values.disposition,
+                indication_description=values.description,
+            )
+        )
+
+
 class Archive:
     """Objects + index + audit, behind one interface used by every protocol adapter."""
 
@@ -166,29 +183,23 @@ class Archive:
         except InvalidInstance as exc:
             self._audit_rejection(actor, str(exc), path)
             raise
-        known = self._known_version(identity.sop_instance_uid, received.sha256)
-        if known is not None:
-            return self.db.write(lambda s: self._record_duplicate(s, actor, identity, received, known))
         key = object_key(
             identity.study_instance_uid,
             identity.series_instance_uid,
             identity.sop_instance_uid,
             received.sha256,
         )
+        # Content-addressed key: writing it before we know whether the bytes are a
+        # duplicate is harmless (same key, same bytes) and saves a round trip.
         self.objects.put_file(key, path, move=move)
         try:
-            return self.db.write(lambda s: self._index(s, actor, identity, received, header, key))
+            result = self.db.write(lambda s: self._index(s, actor, identity, received, header, key))
         except Exception:
             self._discard_unindexed(key)
             raise
-
-    def _known_version(self, sop_uid: str, sha256: str) -> int | None:
-        with self.db.read_session() as session:
-            return session.scalar(
-                select(InstanceVersion.version)
-                .join(Instance, Instance.id == InstanceVersion.instance_id)
-                .where(Instance.sop_instance_uid == sop_uid, InstanceVersion.sha256 == sha256)
-            )
+        if result.object_key != key:  # a duplicate archived earlier under another study/series
+            self._discard_unindexed(key)
+        return result
 
     def _discard_unindexed(self, key: str) -> None:
         """Compensate a failed index transaction: remove the object unless it is indexed."""
@@ -204,24 +215,19 @@ class Archive:
             except ArchiveError:
                 log.warning("could not remove unindexed object %s", key)
 
-    def _record_duplicate(
+    def _index(
         self,
         session: Session,
         actor: Actor,
         identity: _Identity,
         received: ReceivedFile,
-        version: int,
+        header: str,
+        key: str,
     ) -> StoreResult:
-        key = session.scalars(
-            select(InstanceVersion.object_key)
-            .join(Instance, Instance.id == InstanceVersion.instance_id)
-            .where(Instance.sop_instance_uid == identity.sop_instance_uid)
-            .where(InstanceVersion.sha256 == received.sha256)
-        ).first()
-        self._audit_store(session, actor, identity, StoreOutcome.DUPLICATE, received, version)
-        return self._result(StoreOutcome.DUPLICATE, identity, received, version, key or "")
+        with session.no_autoflush:
+            return self._index_rows(session, actor, identity, received, header, key)
 
-    def _index(
+    def _index_rows(
         self,
         session: Session,
         actor: Actor,
@@ -236,15 +242,15 @@ class Archive:
         ).one_or_none()
         if instance is not None:
             versions = session.execute(
-                select(InstanceVersion.version, InstanceVersion.sha256).where(
+                select(InstanceVersion.version, InstanceVersion.sha256, InstanceVersion.object_key).where(
                     InstanceVersion.instance_id == instance.id
                 )
             ).all()
-            for number, digest in versions:
-                if digest == received.sha256:  # stored meanwhile by a concurrent sender
+            for number, digest, stored_key in versions:
+                if digest == received.sha256:  # these bytes are already archived
                     self._audit_store(session, actor, identity, StoreOutcome.DUPLICATE, received, number)
-                    return self._result(StoreOutcome.DUPLICATE, identity, received, number, key)
-            version = max(number for number, _ in versions) + 1
+                    return self._result(StoreOutcome.DUPLICATE, identity, received, number, stored_key)
+            version = max(number for number, _, _ in versions) + 1
             outcome = StoreOutcome.NEW_VERSION
         else:
             version = 1
@@ -274,6 +280,7 @@ class Archive:
         instance.received_at = utcnow()
         session.add(instance)
         session.flush()
+        _index_indications(session, instance, ds)
         session.add(
             InstanceVersion(
                 instance_id=instance.id,
@@ -296,7 +303,8 @@ class Archive:
             session.add(component)
         if _apply(component, Level.PATIENT, ds):
             component.updated_at = utcnow()
-        session.flush()
+        if component.id is None:
+            session.flush()
 
         study = session.scalars(
             select(Study).where(Study.study_instance_uid == identity.study_instance_uid)
@@ -313,7 +321,8 @@ class Archive:
             component.number_of_studies += 1
         if _apply(study, Level.STUDY, ds):
             study.updated_at = utcnow()
-        session.flush()
+        if study.id is None:
+            session.flush()
 
         series = session.scalars(
             select(Series).where(Series.series_instance_uid == identity.series_instance_uid)
@@ -331,7 +340,8 @@ class Archive:
         modalities = split_multi(study.modalities_in_study)
         if series.modality and series.modality not in modalities:
             study.modalities_in_study = join_multi([*modalities, series.modality])
-        session.flush()
+        if series.id is None:
+            session.flush()
         return series
 
     @staticmethod

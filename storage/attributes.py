@@ -76,6 +76,8 @@ ATTRIBUTES: tuple[IndexedAttribute, ...] = (
     IndexedAttribute("ReferringPhysicianName", _ST, Study.referring_physician_name),
     IndexedAttribute("PhysiciansOfRecord", _ST, Study.physicians_of_record),
     IndexedAttribute("ExpiryDate", _ST, Study.expiry_date),
+    IndexedAttribute("ApprovalStatus", _ST, Study.approval_status),
+    IndexedAttribute("NameOfPhysiciansReadingStudy", _ST, Study.name_of_physicians_reading_study),
     IndexedAttribute("ModalitiesInStudy", _ST, Study.modalities_in_study, multi=True, derived=True),
     IndexedAttribute("NumberOfStudyRelatedSeries", _ST, Study.number_of_series, derived=True),
     IndexedAttribute("NumberOfStudyRelatedInstances", _ST, Study.number_of_instances, derived=True),
@@ -147,13 +149,18 @@ def extract(ds: Dataset, attribute: IndexedAttribute) -> Any:
             return None
     if attribute.multi:
         items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-        return join_multi([str(v) for v in items])
+        return join_multi([_clean(v) for v in items])
     if isinstance(value, MultiValue):
-        value = "\\".join(str(v) for v in value)
+        value = "\\".join(_clean(v) for v in value)
     column_type = attribute.column.type.python_type
     if column_type is int:
         try:
             return int(value)
         except (TypeError, ValueError):
             return None
-    return str(value)
+    return _clean(value)
+
+
+def _clean(value: Any) -> str:
+    """Tag values are untrusted: NUL cannot be stored in a PostgreSQL text column."""
+    return str(value).replace("\x00", "")

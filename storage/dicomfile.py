@@ -125,7 +125,7 @@ class _Walker:
                     raise _Truncated("item runs past the end of the file")
 
 
-def _meta_end(buf: mmap.mmap | bytes) -> int:
+def dataset_offset(buf: mmap.mmap | bytes) -> int:
     """Position of the first data set byte after the File Meta group (PS3.10 §7.1)."""
     if len(buf) < 132 or buf[128:132] != b"DICM":
         raise InvalidInstance("not a DICOM Part 10 file (no DICM prefix)")
@@ -145,7 +145,7 @@ def _meta_end(buf: mmap.mmap | bytes) -> int:
 
 def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
     """Raise :class:`InvalidInstance` unless every element's value is fully present."""
-    start = _meta_end(buf)
+    start = dataset_offset(buf)
     try:
         if transfer_syntax == DeflatedExplicitVRLittleEndian:
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)

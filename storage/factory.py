@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from storage import migrate
+from storage import diconde, migrate
 from storage.archive import Archive
 from storage.db import Database
 from storage.objects import FileObjectStore, ObjectStore
@@ -23,6 +23,7 @@ def open_object_store(settings: StorageSettings) -> ObjectStore:
 
 def open_archive(settings: StorageSettings, *, migrate_embedded: bool = True) -> Archive:
     """Open (and on the embedded SQLite default, create or upgrade) the archive."""
+    diconde.register()  # DICONDE tags, UIDs and legacy private blocks (idempotent)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if db.is_sqlite and migrate_embedded:

@@ -56,7 +56,7 @@ class Component(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[str] = mapped_column(String(64), unique=True)  # (0010,0020) LO: component ID / serial
     patient_name: Mapped[str | None] = mapped_column(Text, index=True)  # (0010,0010) PN: component name
-    patient_birth_date: Mapped[str | None] = mapped_column(String(8))  # (0010,0030) DA: manufacturing date
+    patient_birth_date: Mapped[str | None] = mapped_column(Text)  # (0010,0030) DA: manufacturing date
     ethnic_group: Mapped[str | None] = mapped_column(Text, index=True)  # (0010,2160) SH: material name
     component_manufacturer: Mapped[str | None] = mapped_column(Text, index=True)  # (0014,0028) ST
     material_thickness: Mapped[str | None] = mapped_column(Text)  # (0014,0030) DS 1-n
@@ -75,14 +75,16 @@ class Study(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"), index=True)
     study_instance_uid: Mapped[str] = mapped_column(UID, unique=True)  # (0020,000D) UI
-    study_date: Mapped[str | None] = mapped_column(String(8), index=True)  # (0008,0020) DA
-    study_time: Mapped[str | None] = mapped_column(String(16))  # (0008,0030) TM
+    study_date: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,0020) DA
+    study_time: Mapped[str | None] = mapped_column(Text)  # (0008,0030) TM
     accession_number: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,0050) SH: order/job
     study_id: Mapped[str | None] = mapped_column(Text)  # (0020,0010) SH
     study_description: Mapped[str | None] = mapped_column(Text)  # (0008,1030) LO
     referring_physician_name: Mapped[str | None] = mapped_column(Text)  # (0008,0090) PN: owner
     physicians_of_record: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,1048) PN: inspecting company
-    expiry_date: Mapped[str | None] = mapped_column(String(8))  # (0014,1020) DA
+    expiry_date: Mapped[str | None] = mapped_column(Text)  # (0014,1020) DA
+    approval_status: Mapped[str | None] = mapped_column(Text, index=True)  # (300E,0002) CS: NDE Approval
+    name_of_physicians_reading_study: Mapped[str | None] = mapped_column(Text)  # (0008,1060) PN: certifying inspector
     modalities_in_study: Mapped[str] = mapped_column(Text, default="")  # (0008,0061) CS 1-n
     number_of_series: Mapped[int] = mapped_column(Integer, default=0)  # (0020,1206)
     number_of_instances: Mapped[int] = mapped_column(Integer, default=0)  # (0020,1208)
@@ -98,11 +100,11 @@ class Series(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     series_instance_uid: Mapped[str] = mapped_column(UID, unique=True)  # (0020,000E) UI
-    modality: Mapped[str | None] = mapped_column(String(16), index=True)  # (0008,0060) CS
+    modality: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,0060) CS
     series_number: Mapped[int | None] = mapped_column(Integer)  # (0020,0011) IS
     series_description: Mapped[str | None] = mapped_column(Text)  # (0008,103E) LO
-    series_date: Mapped[str | None] = mapped_column(String(8))  # (0008,0021) DA
-    series_time: Mapped[str | None] = mapped_column(String(16))  # (0008,0031) TM
+    series_date: Mapped[str | None] = mapped_column(Text)  # (0008,0021) DA
+    series_time: Mapped[str | None] = mapped_column(Text)  # (0008,0031) TM
     performing_physician_name: Mapped[str | None] = mapped_column(Text, index=True)  # (0008,1050) PN: inspector
     operators_name: Mapped[str | None] = mapped_column(Text)  # (0008,1070) PN
     station_name: Mapped[str | None] = mapped_column(Text)  # (0008,1010) SH
@@ -123,23 +125,37 @@ class Instance(Base):
     sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)  # (0008,0018) UI
     sop_class_uid: Mapped[str] = mapped_column(UID, index=True)  # (0008,0016) UI
     instance_number: Mapped[int | None] = mapped_column(Integer)  # (0020,0013) IS
-    content_date: Mapped[str | None] = mapped_column(String(8))  # (0008,0023) DA
-    content_time: Mapped[str | None] = mapped_column(String(16))  # (0008,0033) TM
+    content_date: Mapped[str | None] = mapped_column(Text)  # (0008,0023) DA
+    content_time: Mapped[str | None] = mapped_column(Text)  # (0008,0033) TM
     rows: Mapped[int | None] = mapped_column(Integer)  # (0028,0010) US
     columns: Mapped[int | None] = mapped_column(Integer)  # (0028,0011) US
     number_of_frames: Mapped[int | None] = mapped_column(Integer)  # (0028,0008) IS
     pixel_spacing: Mapped[str | None] = mapped_column(Text)  # (0028,0030) DS 2
     imager_pixel_spacing: Mapped[str | None] = mapped_column(Text)  # (0018,1164) DS 2
-    transfer_syntax_uid: Mapped[str] = mapped_column(UID)  # (0002,0010) UI
+    transfer_syntax_uid: Mapped[str] = mapped_column(Text)  # (0002,0010) UI
     version: Mapped[int] = mapped_column(Integer, default=1)
     object_key: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     # Where the served object lives: "stored" (object store) or "spooled" (local
     # receive spool, waiting for upload; see the production-storage design).
-    storage_state: Mapped[str] = mapped_column(String(16), default="stored")
+    storage_state: Mapped[str] = mapped_column(Text, default="stored")
     header_json: Mapped[str] = mapped_column(Text)  # the header as DICOM JSON (PS3.18 F.2)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Indication(Base):
+    """One item of an instance's Indication Sequence (0014,2012), as sent by the device (DICONDE NDE Indication)."""
+
+    __tablename__ = "indications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    indication_number: Mapped[int | None] = mapped_column(Integer)  # (0014,2014) IS
+    indication_label: Mapped[str | None] = mapped_column(Text)  # (0014,2016) SH
+    indication_type: Mapped[str | None] = mapped_column(Text)  # (0014,201A) CS 1-n, stored "\\a\\b\\"
+    indication_disposition: Mapped[str | None] = mapped_column(Text, index=True)  # (0014,201C) CS
+    indication_description: Mapped[str | None] = mapped_column(Text)  # (0014,2018) ST
 
 
 class InstanceVersion(Base):
@@ -154,7 +170,7 @@ class InstanceVersion(Base):
     object_key: Mapped[str] = mapped_column(Text, unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    transfer_syntax_uid: Mapped[str] = mapped_column(Text)
     received_by: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -165,7 +181,7 @@ class Peer(Base):
     __tablename__ = "peers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    ae_title: Mapped[str] = mapped_column(Text, unique=True)
     host: Mapped[str] = mapped_column(Text)
     port: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -186,7 +202,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(Text)  # calling AE title or user name
     actor_address: Mapped[str | None] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(32), index=True)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(Text)
     study_instance_uid: Mapped[str | None] = mapped_column(UID, index=True)
     series_instance_uid: Mapped[str | None] = mapped_column(UID)
     sop_instance_uid: Mapped[str | None] = mapped_column(UID, index=True)

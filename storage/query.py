@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.attributes import BY_KEYWORD, IndexedAttribute, Level, split_multi
 from storage.errors import InvalidQuery
-from storage.models import Component, Instance, Series, Study
+from storage.models import Component, Indication, Instance, Series, Study
 
 _ENTITY: dict[Level, Any] = {
     Level.PATIENT: Component,
@@ -26,6 +26,21 @@ _ENTITY: dict[Level, Any] = {
     Level.SERIES: Series,
     Level.IMAGE: Instance,
 }
+# DICONDE NDE Indication keys (0014,201A/201C): matched against the instance's Indication
+# Sequence items at any level ("inspections with a rejected crack"); all indication keys of
+# one query must hold for the same item. They are matching keys only, never returned.
+INDICATION_KEYS: dict[str, IndexedAttribute] = {
+    "IndicationType": IndexedAttribute("IndicationType", Level.IMAGE, Indication.indication_type, multi=True),
+    "IndicationDisposition": IndexedAttribute("IndicationDisposition", Level.IMAGE, Indication.indication_disposition),
+    "IndicationLabel": IndexedAttribute("IndicationLabel", Level.IMAGE, Indication.indication_label),
+}
+
+
+def matching_keywords() -> frozenset[str]:
+    """Every keyword a :class:`Query` can match on (indexed attributes and indication keys)."""
+    return frozenset(BY_KEYWORD) | frozenset(INDICATION_KEYS)
+
+
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
@@ -121,10 +136,40 @@ def _base_select(level: Level) -> Select[Any]:
     return stmt
 
 
+def _indication_exists(level: Level, conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """EXISTS an indication, on an instance below the current *level* row, meeting *conditions*."""
+    sub = select(Indication.id).join(Instance, Instance.id == Indication.instance_id)
+    if level is Level.IMAGE:
+        sub = select(Indication.id).where(Indication.instance_id == Instance.id)
+    elif level is Level.SERIES:
+        sub = sub.where(Instance.series_id == Series.id)
+    elif level is Level.STUDY:
+        sub = sub.join(Series, Series.id == Instance.series_id).where(Series.study_id == Study.id)
+    else:
+        sub = (
+            sub.join(Series, Series.id == Instance.series_id)
+            .join(Study, Study.id == Series.study_id)
+            .where(Study.component_id == Component.id)
+        )
+    correlate = {
+        Level.IMAGE: Instance,
+        Level.SERIES: Series,
+        Level.STUDY: Study,
+        Level.PATIENT: Component,
+    }[level]
+    return exists(sub.where(*conditions).correlate(correlate))
+
+
 def build_select(query: Query, max_results: int) -> Select[Any]:
     """The SELECT for *query*, ordered and bounded by ``min(limit, max_results)``."""
     stmt = _base_select(query.level)
+    indication_conditions = []
     for keyword, value in query.filters.items():
+        if keyword in INDICATION_KEYS:
+            condition = _condition(INDICATION_KEYS[keyword], value)
+            if condition is not None:
+                indication_conditions.append(condition)
+            continue
         attribute = BY_KEYWORD.get(keyword)
         if attribute is None or attribute.level.depth > query.level.depth:
             # C.2.2.1.3: a key the SCP cannot match on is treated as a return key.
@@ -132,6 +177,8 @@ def build_select(query: Query, max_results: int) -> Select[Any]:
         condition = _condition(attribute, value)
         if condition is not None:
             stmt = stmt.where(condition)
+    if indication_conditions:
+        stmt = stmt.where(_indication_exists(query.level, indication_conditions))
     limit = max_results if query.limit is None else max(0, min(query.limit, max_results))
     entity = _ENTITY[query.level]
     return stmt.order_by(entity.id).offset(max(0, query.offset)).limit(limit)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:23:19.857003
+Create Date: 2026-11-21 05:35:40.369521
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.Text(), nullable=False),
         sa.Column("actor_address", sa.Text(), nullable=True),
         sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("study_instance_uid", sa.String(length=64), nullable=True),
         sa.Column("series_instance_uid", sa.String(length=64), nullable=True),
         sa.Column("sop_instance_uid", sa.String(length=64), nullable=True),
@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.String(length=64), nullable=False),
         sa.Column("patient_name", sa.Text(), nullable=True),
-        sa.Column("patient_birth_date", sa.String(length=8), nullable=True),
+        sa.Column("patient_birth_date", sa.Text(), nullable=True),
         sa.Column("ethnic_group", sa.Text(), nullable=True),
         sa.Column("component_manufacturer", sa.Text(), nullable=True),
         sa.Column("material_thickness", sa.Text(), nullable=True),
@@ -71,9 +71,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("components", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_components_component_manufacturer"),
-            ["component_manufacturer"],
-            unique=False,
+            batch_op.f("ix_components_component_manufacturer"), ["component_manufacturer"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_components_ethnic_group"), ["ethnic_group"], unique=False)
         batch_op.create_index(batch_op.f("ix_components_patient_name"), ["patient_name"], unique=False)
@@ -81,7 +79,7 @@ def upgrade() -> None:
     op.create_table(
         "peers",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("ae_title", sa.String(length=16), nullable=False),
+        sa.Column("ae_title", sa.Text(), nullable=False),
         sa.Column("host", sa.Text(), nullable=False),
         sa.Column("port", sa.Integer(), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
@@ -98,24 +96,21 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("component_id", sa.Integer(), nullable=False),
         sa.Column("study_instance_uid", sa.String(length=64), nullable=False),
-        sa.Column("study_date", sa.String(length=8), nullable=True),
-        sa.Column("study_time", sa.String(length=16), nullable=True),
+        sa.Column("study_date", sa.Text(), nullable=True),
+        sa.Column("study_time", sa.Text(), nullable=True),
         sa.Column("accession_number", sa.Text(), nullable=True),
         sa.Column("study_id", sa.Text(), nullable=True),
         sa.Column("study_description", sa.Text(), nullable=True),
         sa.Column("referring_physician_name", sa.Text(), nullable=True),
         sa.Column("physicians_of_record", sa.Text(), nullable=True),
-        sa.Column("expiry_date", sa.String(length=8), nullable=True),
+        sa.Column("expiry_date", sa.Text(), nullable=True),
         sa.Column("modalities_in_study", sa.Text(), nullable=False),
         sa.Column("number_of_series", sa.Integer(), nullable=False),
         sa.Column("number_of_instances", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["component_id"],
-            ["components.id"],
-            name=op.f("fk_studies_component_id_components"),
-            ondelete="CASCADE",
+            ["component_id"], ["components.id"], name=op.f("fk_studies_component_id_components"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_studies")),
         sa.UniqueConstraint("study_instance_uid", name=op.f("uq_studies_study_instance_uid")),
@@ -131,11 +126,11 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("study_id", sa.Integer(), nullable=False),
         sa.Column("series_instance_uid", sa.String(length=64), nullable=False),
-        sa.Column("modality", sa.String(length=16), nullable=True),
+        sa.Column("modality", sa.Text(), nullable=True),
         sa.Column("series_number", sa.Integer(), nullable=True),
         sa.Column("series_description", sa.Text(), nullable=True),
-        sa.Column("series_date", sa.String(length=8), nullable=True),
-        sa.Column("series_time", sa.String(length=16), nullable=True),
+        sa.Column("series_date", sa.Text(), nullable=True),
+        sa.Column("series_time", sa.Text(), nullable=True),
         sa.Column("performing_physician_name", sa.Text(), nullable=True),
         sa.Column("operators_name", sa.Text(), nullable=True),
         sa.Column("station_name", sa.Text(), nullable=True),
@@ -145,10 +140,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["study_id"],
-            ["studies.id"],
-            name=op.f("fk_series_study_id_studies"),
-            ondelete="CASCADE",
+            ["study_id"], ["studies.id"], name=op.f("fk_series_study_id_studies"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_series")),
         sa.UniqueConstraint("series_instance_uid", name=op.f("uq_series_series_instance_uid")),
@@ -156,9 +148,7 @@ def upgrade() -> None:
     with op.batch_alter_table("series", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_series_modality"), ["modality"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_series_performing_physician_name"),
-            ["performing_physician_name"],
-            unique=False,
+            batch_op.f("ix_series_performing_physician_name"), ["performing_physician_name"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_series_study_id"), ["study_id"], unique=False)
 
@@ -169,26 +159,23 @@ def upgrade() -> None:
         sa.Column("sop_instance_uid", sa.String(length=64), nullable=False),
         sa.Column("sop_class_uid", sa.String(length=64), nullable=False),
         sa.Column("instance_number", sa.Integer(), nullable=True),
-        sa.Column("content_date", sa.String(length=8), nullable=True),
-        sa.Column("content_time", sa.String(length=16), nullable=True),
+        sa.Column("content_date", sa.Text(), nullable=True),
+        sa.Column("content_time", sa.Text(), nullable=True),
         sa.Column("rows", sa.Integer(), nullable=True),
         sa.Column("columns", sa.Integer(), nullable=True),
         sa.Column("number_of_frames", sa.Integer(), nullable=True),
         sa.Column("pixel_spacing", sa.Text(), nullable=True),
         sa.Column("imager_pixel_spacing", sa.Text(), nullable=True),
-        sa.Column("transfer_syntax_uid", sa.String(length=64), nullable=False),
+        sa.Column("transfer_syntax_uid", sa.Text(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("object_key", sa.Text(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("storage_state", sa.String(length=16), nullable=False),
+        sa.Column("storage_state", sa.Text(), nullable=False),
         sa.Column("header_json", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["series_id"],
-            ["series.id"],
-            name=op.f("fk_instances_series_id_series"),
-            ondelete="CASCADE",
+            ["series_id"], ["series.id"], name=op.f("fk_instances_series_id_series"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instances")),
         sa.UniqueConstraint("sop_instance_uid", name=op.f("uq_instances_sop_instance_uid")),
@@ -205,7 +192,7 @@ def upgrade() -> None:
         sa.Column("object_key", sa.Text(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("transfer_syntax_uid", sa.String(length=64), nullable=False),
+        sa.Column("transfer_syntax_uid", sa.Text(), nullable=False),
         sa.Column("received_by", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
