@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from storage.demo import generate_demo
 from storage.factory import open_archive
 from tests.conftest import RunningServer, make_settings, start_server, stop_server
-from tests.viewer_data import CT_SERIAL, CT_SLICES, MARKERS, SPACING_MM, WELD_SERIAL, XSS_SERIAL, fill
+from tests.factories import write_part10
+from tests.viewer_data import ACTOR, CT_SERIAL, CT_SLICES, MARKERS, SPACING_MM, WELD_SERIAL, XSS_SERIAL, fill
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -27,6 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("viewer")
     archive = open_archive(make_settings(root / "pacs-data"))
     fill(archive, root / "in", extra_components=3)
+    for ds in generate_demo(seed=0, count=2, scale=0.25):  # issue 6's `pacs demo` data, smaller
+        archive.store_file(write_part10(ds, root / "in" / f"{ds.SOPInstanceUID}.dcm"), ACTOR, move=True)
     archive.db.dispose()
     running = start_server(root / "pacs-data")
     yield running
@@ -181,3 +185,19 @@ def test_hostile_tag_values_are_shown_as_text(page: Any) -> None:
     assert page.locator("script:not([type=module])").count() == 0
     assert page.locator("b, svg, img").count() == 0
     shot(page, "06-hostile-values")
+
+
+def test_demo_data_browses(page: Any) -> None:
+    """The `pacs demo` data set: every component opens, and its latest inspection's first image renders."""
+    page.goto("/#/search?modality=CT")
+    page.wait_for_selector("table.grid tbody tr")
+    serials = page.locator("table.grid tbody td:first-child a").all_inner_texts()
+    assert CT_SERIAL in serials, serials
+    assert len(serials) >= 2, serials
+    demo = next(s for s in serials if s != CT_SERIAL)
+    page.get_by_role("link", name=demo).click()
+    page.locator("ol.timeline li.latest a").first.click()
+    page.wait_for_selector(".strip a")
+    page.locator(".strip a").first.click()
+    page.wait_for_selector(".viewer-root[data-loaded]", timeout=30_000)
+    shot(page, "07-demo-image")

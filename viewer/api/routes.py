@@ -17,6 +17,8 @@ from pydicom.datadict import dictionary_description, keyword_for_tag
 from storage.archive import Archive
 from storage.audit import AuditRecord
 from storage.catalog import MAX_PAGE, Catalog, InstanceRecord, Search, SearchLevel
+from storage.diconde.vocabulary import BY_KEYWORD as NDT_TERMS
+from storage.diconde.vocabulary import TERMS, vocabulary
 from storage.errors import ArchiveError, IndexUnavailable, InvalidQuery, NotFound, StorageUnavailable
 from viewer.api import pixels
 from viewer.api.models import (
@@ -34,7 +36,6 @@ from viewer.api.models import (
     Tag,
     Window,
 )
-from viewer.api.vocabulary import NDT_LABELS
 from viewer.auth import SecuredRouter, request_actor, require
 
 router = SecuredRouter(prefix="/api", tags=["api"])
@@ -214,12 +215,12 @@ def _tags(header: dict[str, Any]) -> list[Tag]:
                 tag=f"{key[:4]},{key[4:]}",
                 keyword=keyword,
                 name=name,
-                ndt_label=NDT_LABELS.get(keyword),
+                ndt_label=NDT_TERMS[keyword].label if keyword in NDT_TERMS else None,
                 vr=str(element.get("vr", "")),
                 value=_text(element),
             )
         )
-    order = {keyword: i for i, keyword in enumerate(NDT_LABELS)}
+    order = {term.keyword: i for i, term in enumerate(TERMS)}
     tags.sort(key=lambda t: (0, order[t.keyword], "") if t.keyword in order else (1, 0, t.tag))
     return tags
 
@@ -495,6 +496,16 @@ def get_pixels(
     )
     headers["Cache-Control"] = "private, max-age=3600"
     return Response(body, media_type="application/octet-stream", headers=headers)
+
+
+@router.get(
+    "/vocabulary",
+    dependencies=[require(READ)],
+    summary="The NDT names of DICOM attributes (DICONDE)",
+)
+def get_vocabulary() -> list[dict[str, str]]:
+    """Keyword, tag, NDT label and DICONDE module of every attribute with an NDT meaning."""
+    return vocabulary()
 
 
 def install(app: FastAPI) -> None:
