@@ -153,7 +153,7 @@ def test_image_details_spacing_windows_and_tags(api: Api) -> None:
     assert detail["frames"] == 1
     assert not detail["signed"]
     keywords = [t["keyword"] for t in detail["tags"]]
-    assert keywords[0] == "PatientID"  # NDT-labelled attributes first
+    assert keywords[:2] == ["PatientName", "PatientID"]  # NDT-labelled attributes first, in vocabulary order
     labelled = [t for t in detail["tags"] if t["ndt_label"]]
     assert keywords[: len(labelled)] == [t["keyword"] for t in labelled]
     spacing_tag = next(t for t in detail["tags"] if t["keyword"] == "ImagerPixelSpacing")
