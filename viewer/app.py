@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 
 from storage import __version__
 from storage.archive import Archive
+from viewer import ui
+from viewer.api import routes as api_routes
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
 
@@ -30,6 +32,8 @@ def create_app(archive: Archive) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    api_routes.install(app)
+    ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
     app.include_router(qido.router)

@@ -1,0 +1,1 @@
+"""REST JSON API for the web viewer and for scripts (``/api/``), in NDT vocabulary."""

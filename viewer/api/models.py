@@ -1,0 +1,167 @@
+"""Response models of the REST API: the DICOM hierarchy under its NDT names (DICONDE, ASTM E2339).
+
+Component = DICOM Patient, Inspection = Study, Series = Series, Image = SOP instance.
+All string values are untrusted text from the stored files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ComponentSummary(BaseModel):
+    """A component (DICOM Patient)."""
+
+    serial: str = Field(description="Component ID / serial number (PatientID)")
+    name: str | None = Field(None, description="Component name (PatientName)")
+    manufacturing_date: str | None = Field(None, description="PatientBirthDate, YYYYMMDD")
+    material: str | None = Field(None, description="Material name (EthnicGroup)")
+    material_grade: str | None = None
+    manufacturer: str | None = Field(None, description="ComponentManufacturer (0014,0028)")
+    material_thickness: list[str] = Field(default_factory=list, description="MaterialThickness (0014,0030)")
+    welder_ids: list[str] = Field(default_factory=list, description="ComponentWelderIDs (0014,0100)")
+    inspection_count: int = 0
+    latest_inspection_date: str | None = None
+
+
+class InspectionSummary(BaseModel):
+    """An inspection (DICOM Study) of a component."""
+
+    uid: str = Field(description="StudyInstanceUID")
+    date: str | None = Field(None, description="StudyDate, YYYYMMDD")
+    time: str | None = None
+    order: str | None = Field(None, description="Order / job number (AccessionNumber)")
+    inspection_id: str | None = Field(None, description="StudyID")
+    description: str | None = None
+    owner: str | None = Field(None, description="Component owner (ReferringPhysicianName)")
+    company: str | None = Field(None, description="Inspecting company (PhysiciansOfRecord)")
+    expiry_date: str | None = None
+    modalities: list[str] = Field(default_factory=list)
+    series_count: int = 0
+    image_count: int = 0
+    component: ComponentSummary | None = None
+
+
+class Paged(BaseModel):
+    """Paging information of a search result."""
+
+    total: int = Field(description="Number of matches over all pages")
+    offset: int
+    limit: int
+
+
+class ComponentPage(Paged):
+    """One page of components."""
+
+    items: list[ComponentSummary]
+
+
+class InspectionPage(Paged):
+    """One page of inspections."""
+
+    items: list[InspectionSummary]
+
+
+class ComponentDetail(ComponentSummary):
+    """A component with its inspections over time (oldest first)."""
+
+    inspections: list[InspectionSummary]
+
+
+class ImageRef(BaseModel):
+    """An image (SOP instance) in a series, with the URLs to show it."""
+
+    uid: str
+    sop_class_uid: str | None = None
+    number: int | None = None
+    rows: int | None = None
+    columns: int | None = None
+    frames: int = 1
+    details_url: str
+    pixels_url: str = Field(description="Raw frame 1 (append ?scale=N for a reduced resolution)")
+    thumbnail_url: str = Field(description="WADO-RS thumbnail (PS3.18 10.4)")
+
+
+class SeriesSummary(BaseModel):
+    """A component series (one technique / device run)."""
+
+    uid: str
+    number: int | None = None
+    modality: str | None = None
+    description: str | None = None
+    date: str | None = None
+    inspector: str | None = Field(None, description="PerformingPhysicianName")
+    operator: str | None = None
+    station: str | None = None
+    device_manufacturer: str | None = None
+    device_serial: str | None = None
+    images: list[ImageRef]
+
+
+class InspectionDetail(InspectionSummary):
+    """An inspection with its series and images."""
+
+    series: list[SeriesSummary]
+
+
+class Tag(BaseModel):
+    """One attribute of an instance, value rendered as text (untrusted)."""
+
+    tag: str = Field(description="Group,element in hex, e.g. 0010,0020")
+    keyword: str
+    name: str
+    ndt_label: str | None = None
+    vr: str
+    value: str
+
+
+class Window(BaseModel):
+    """A stored VOI window (WindowCenter/WindowWidth), in rescaled units."""
+
+    center: float
+    width: float
+    explanation: str | None = None
+
+
+class Spacing(BaseModel):
+    """Physical size of a pixel and the attribute it came from."""
+
+    row_mm: float = Field(description="Distance between rows (first value)")
+    column_mm: float = Field(description="Distance between columns (second value)")
+    attribute: str = Field(description="PixelSpacing, ImagerPixelSpacing or NominalScannedPixelSpacing")
+
+
+class InstanceDetail(BaseModel):
+    """An image: geometry, pixel description and every stored attribute (NDT ones first)."""
+
+    uid: str
+    sop_class_uid: str | None = None
+    inspection_uid: str
+    series_uid: str
+    serial: str
+    modality: str | None = None
+    rows: int
+    columns: int
+    frames: int
+    samples_per_pixel: int
+    bits_stored: int | None = None
+    signed: bool
+    photometric: str | None = None
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    windows: list[Window]
+    spacing: Spacing | None = None
+    transfer_syntax_uid: str
+    size_bytes: int
+    sha256: str
+    version: int
+    pixels_url: str = Field(description="Template; replace {frame} (1-based)")
+    tags: list[Tag]
+
+
+class ApiError(BaseModel):
+    """An error: what was wrong."""
+
+    detail: Any

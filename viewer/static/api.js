@@ -1,0 +1,47 @@
+// Talking to our own /api/ (JSON) and to the raw-frame endpoint (typed arrays).
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : JSON.stringify(detail));
+    this.status = status;
+  }
+}
+
+export async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+    throw new ApiError(response.status, detail);
+  }
+  return response.json();
+}
+
+const TYPES = {
+  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
+  uint32: Uint32Array, int32: Int32Array, float32: Float32Array,
+};
+
+/** Fetch a raw frame: {data: TypedArray, rows, columns, samples, scale}. */
+export async function getPixels(url, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+    throw new ApiError(response.status, detail);
+  }
+  const type = TYPES[response.headers.get("X-Pixel-Type")];
+  if (!type) throw new ApiError(500, "unsupported pixel type " + response.headers.get("X-Pixel-Type"));
+  const buffer = await response.arrayBuffer();
+  return {
+    data: new type(buffer),
+    rows: Number(response.headers.get("X-Rows")),
+    columns: Number(response.headers.get("X-Columns")),
+    samples: Number(response.headers.get("X-Samples") || 1),
+    scale: Number(response.headers.get("X-Scale") || 1),
+  };
+}
+
+export function enc(value) {
+  return encodeURIComponent(value);
+}
