@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -332,6 +331,21 @@ def test_c_move_destination_without_move_permission(archive: Archive, dicom_list
     assert status.Status == Status.MOVE_DESTINATION_UNKNOWN
 
 
+def test_c_move_to_unreachable_destination(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    PeerRegistry(archive.db).add("OFFLINE", "127.0.0.1", free_port(), ADMIN, allow=["move"])  # nothing listens
+    stored = store_study(archive, tmp_path, count=1)
+    assoc = move_scu(dicom_listener.port)
+    try:
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_move(identifier("STUDY", **keys), "OFFLINE", MOVE_STUDY)))
+    finally:
+        assoc.release()
+    assert status.Status == Status.MOVE_DESTINATION_UNKNOWN
+    record = _audit(archive, "retrieve")[-1]
+    assert record.outcome == "failure"
+    assert record.detail["reason"] == "cannot associate with the move destination"
+
+
 def test_c_cancel_mid_move(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
     slow = StorageSCP("SLOW", delay=0.2)
     PeerRegistry(archive.db).add("SLOW", "127.0.0.1", slow.port, ADMIN, allow=["move"])
@@ -377,7 +391,3 @@ def test_c_move_counts_refusals_by_the_destination(archive: Archive, dicom_liste
     detail = _audit(archive, "retrieve")[-1].detail
     assert detail["failed"] == 2
     assert set(detail["failed_instances"]) == {r.sop_instance_uid for r in stored}
-
-
-def test_threads_do_not_leak(archive: Archive, dicom_listener: DicomListener):
-    assert threading.active_count() < 100

@@ -327,7 +327,16 @@ class RetrieveService:
         )
         if not subops.matches:  # pynetdicom answers success without resuming us
             self._audit(actor, "C-MOVE", query, [], subops, destination=destination, outcome="success")
-        yield len(subops.matches)
+        try:
+            yield len(subops.matches)
+        except GeneratorExit:
+            # pynetdicom could not associate with the destination (it answered 0xA801) and dropped us.
+            if subops.matches:
+                self._audit(
+                    actor, "C-MOVE", query, matches, subops, destination=destination, outcome="failure",
+                    reason="cannot associate with the move destination",
+                )  # fmt: skip
+            raise
         if not subops.matches:
             return
         yield from self._run(event, subops, actor, "C-MOVE", query, f"{peer.ae_title}@{peer.host}:{peer.port}")
