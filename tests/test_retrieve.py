@@ -111,6 +111,22 @@ def test_requestor_transfer_syntax_preference_is_honoured(
     assert received.decode(0).SOPInstanceUID == stored[0].sop_instance_uid
 
 
+def test_c_get_diconde_eddy_current(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    """DICONDE classes pynetdicom lacks (601.x) are registered, so the role selection for them works."""
+    eddy_current = "1.2.840.10008.5.1.4.1.1.601.1"
+    stored = store_study(archive, tmp_path, count=1, sop_class_uid=eddy_current, modality="EC")
+    received = Received()
+    assoc = get_scu(dicom_listener.port, [(eddy_current, UNCOMPRESSED)], received, GET_STUDY)
+    try:
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_get(identifier("STUDY", **keys), GET_STUDY)))
+    finally:
+        assoc.release()
+    assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, 1)
+    with archive.instance_file(stored[0].object_key) as path:
+        assert received.items[0][2] == dataset_bytes(path)
+
+
 @pytest.mark.parametrize("level", ["SERIES", "IMAGE"])
 def test_c_get_series_and_image_level(archive: Archive, dicom_listener: DicomListener, tmp_path: Path, level: str):
     stored = store_study(archive, tmp_path, count=2)
@@ -303,6 +319,24 @@ def test_c_move_to_known_destination(archive: Archive, dicom_listener: DicomList
     detail = record.detail
     assert (record.actor, record.outcome, detail["service"]) == ("ae:WORKSTATION", "success", "C-MOVE")
     assert detail["destination"] == f"ARCHIVE2@127.0.0.1:{destination.port}"
+
+
+def test_c_move_compressed_to_destination_taking_only_uncompressed(
+    archive: Archive, dicom_listener: DicomListener, destination: StorageSCP
+):
+    path = Path(get_testdata_file("MR_small_RLE.dcm"))
+    result = store_file(archive, path)
+    assoc = move_scu(dicom_listener.port)
+    try:
+        keys = {"StudyInstanceUID": result.study_instance_uid}
+        status, _ = final(list(assoc.send_c_move(identifier("STUDY", **keys), "ARCHIVE2", MOVE_STUDY)))
+    finally:
+        assoc.release()
+    assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, 1)
+    [(_, ts, _)] = destination.received.items
+    assert ts in UNCOMPRESSED
+    np.testing.assert_array_equal(destination.received.decode(0).pixel_array, dcmread(path).pixel_array)
+    assert _audit(archive, "retrieve")[-1].detail["converted"] == 1
 
 
 def test_c_move_unknown_destination(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):

@@ -156,7 +156,7 @@ def storage_contexts(matches: list[Match]) -> list[PresentationContext]:
     for match in matches:
         sop_class = str(match.values["SOPClassUID"])
         stored = str(match.transfer_syntax_uid or ExplicitVRLittleEndian)
-        if (sop_class, stored) not in seen and stored not in UNCOMPRESSED:
+        if (sop_class, stored) not in seen:  # the stored syntax alone: the destination cannot pick another
             seen.add((sop_class, stored))
             contexts.append(build_context(sop_class, [stored]))
         fallback.add(sop_class)
