@@ -10,9 +10,12 @@ calling-AE-title-not-recognized; PS3.8 9.3.4). Rejection happens in
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import socket
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydicom.uid import UID
@@ -20,6 +23,7 @@ from pynetdicom import evt
 from pynetdicom.events import Event
 
 from pacs.settings import DicomSettings
+from pacs.status import Status
 from storage.archive import Archive
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError
@@ -50,6 +54,10 @@ def _requestor(event: Event) -> tuple[str, str, str]:
     return calling, called, str(event.assoc.requestor.address)
 
 
+def _log_refusal(event: Event, permission: str) -> None:
+    log.warning("%s from %s refused: no %r permission", event.event.name, event.assoc.requestor.ae_title, permission)
+
+
 def prefer_requestor_order(event: Event, supported: frozenset[str]) -> None:
     """Negotiate each presentation context to the requestor's first transfer syntax we support.
 
@@ -76,6 +84,8 @@ class AssociationPolicy:
         self.settings = settings
         self.peers = peers
         self.supported_syntaxes = frozenset(str(ts) for ts in supported_syntaxes)
+        self._granted: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
     def handlers(self) -> list[Any]:
         """The event handlers to bind on the listener."""
@@ -127,9 +137,38 @@ class AssociationPolicy:
 
         A known peer has exactly the permissions it was given; an unknown AE is
         only ever here when strict mode is off, and then may store, query and retrieve.
+        Looked up once per association.
         """
-        requestor = event.assoc.requestor
-        peer = self.peers.get(str(requestor.ae_title).strip())
-        if peer is None:
-            return not self.settings.strict_ae
-        return bool(getattr(peer, f"allow_{permission}"))
+        assoc = event.assoc
+        with self._lock:
+            granted = self._granted.get(assoc)
+        if granted is None:
+            peer = self.peers.get(str(assoc.requestor.ae_title).strip())
+            if peer is None:
+                granted = frozenset() if self.settings.strict_ae else frozenset(("store", "query", "retrieve"))
+            else:
+                granted = frozenset(peer.permissions)
+            with self._lock:
+                self._granted[assoc] = granted
+        return permission in granted
+
+    def guard(self, permission: str, handler: Callable[..., Any], refusal: Status) -> Callable[..., Any]:
+        """Wrap a C-STORE / C-FIND handler so peers without *permission* get *refusal*."""
+        if inspect.isgeneratorfunction(handler):
+
+            def guarded_generator(event: Event, *args: Any) -> Iterator[Any]:
+                if not self.may(event, permission):
+                    _log_refusal(event, permission)
+                    yield refusal, None
+                    return
+                yield from handler(event, *args)
+
+            return guarded_generator
+
+        def guarded(event: Event, *args: Any) -> Any:
+            if not self.may(event, permission):
+                _log_refusal(event, permission)
+                return refusal
+            return handler(event, *args)
+
+        return guarded

@@ -21,6 +21,7 @@ from pacs.handlers.store import handle_store
 from pacs.policy import AssociationPolicy
 from pacs.settings import DicomSettings
 from pacs.sop_classes import storage_sop_classes
+from pacs.status import Status
 from pacs.uids import (
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
@@ -84,8 +85,8 @@ def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     commitment = CommitmentService(archive, peers, settings.ae_title)
     return [
         (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [archive]),
-        (evt.EVT_C_FIND, handle_find, [archive, settings.ae_title]),
+        (evt.EVT_C_STORE, policy.guard("store", handle_store, Status.NOT_AUTHORIZED), [archive]),
+        (evt.EVT_C_FIND, policy.guard("query", handle_find, Status.NOT_AUTHORIZED), [archive, settings.ae_title]),
         (evt.EVT_C_GET, retrieve.handle_get),
         (evt.EVT_C_MOVE, retrieve.handle_move),
         *policy.handlers(),

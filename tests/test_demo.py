@@ -17,6 +17,7 @@ from pacs.server import DicomListener
 from pacs.uids import PATIENT_ROOT_FIND
 from storage.demo import DEMO_SOP_CLASSES, components, generate_demo, missing_attributes
 from storage.diconde.legacy import has_legacy_blocks
+from storage.diconde.vocabulary import labels_for
 from tests.conftest import RunningServer
 
 SCALE = 0.08  # DX ~164x82: fast, same structure as the full-size demo
@@ -63,6 +64,8 @@ def test_demo_is_deterministic_and_every_iod_validates(tmp_path: Path) -> None:
         assert 0 < float(spacing[0]) < 5
         legacy += has_legacy_blocks(read)
     assert legacy > 0, "some files use the legacy private encoding"
+    panel = next(d for d in first if d.Modality == "US")
+    assert labels_for(panel)["EthnicGroup"] == "Alloy"  # the file's own label dictionary wins
     studies = {}
     for ds in first:
         studies.setdefault(ds.PatientID, set()).add(ds.StudyInstanceUID)

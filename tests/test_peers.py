@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from ndt_pacs.cli import main
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage.archive import Archive
@@ -72,27 +72,24 @@ def test_registry_refuses_duplicate(archive: Archive):
     assert peers.get("DUP").host == "127.0.0.1"  # type: ignore[union-attr]
 
 
-def test_cli_peer_add_list_remove(tmp_path: Path):
-    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ndt_pacs", *args, "--data-dir", str(tmp_path / "data")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+def test_cli_peer_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    def pacs(*args: str) -> tuple[int, str, str]:
+        code = main([*args, "--data-dir", str(tmp_path / "data")])
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    added = pacs("peer", "add", "DEST", "--host", "127.0.0.1", "--port", "4242", "--allow", "move,retrieve")
-    assert added.returncode == 0, added.stderr
-    listed = pacs("peer", "list")
-    assert "DEST" in listed.stdout
-    assert "127.0.0.1:4242" in listed.stdout
-    assert "retrieve,move" in listed.stdout
-    bad = pacs("peer", "add", "TOO_LONG_AE_TITLE_X", "--host", "h", "--port", "1")
-    assert bad.returncode == 2
-    assert "1 to 16 characters" in bad.stderr
-    assert pacs("peer", "remove", "DEST").returncode == 0
-    assert "DEST" not in pacs("peer", "list").stdout
-    assert pacs("peer", "remove", "DEST").returncode == 2
+    code, _, err = pacs("peer", "add", "DEST", "--host", "127.0.0.1", "--port", "4242", "--allow", "move,retrieve")
+    assert code == 0, err
+    _, listed, _ = pacs("peer", "list")
+    assert "DEST" in listed
+    assert "127.0.0.1:4242" in listed
+    assert "retrieve,move" in listed
+    code, _, err = pacs("peer", "add", "TOO_LONG_AE_TITLE_X", "--host", "h", "--port", "1")
+    assert code == 2
+    assert "1 to 16 characters" in err
+    assert pacs("peer", "remove", "DEST")[0] == 0
+    assert "DEST" not in pacs("peer", "list")[1]
+    assert pacs("peer", "remove", "DEST")[0] == 2
 
 
 # -- association policy -------------------------------------------------------------------------------------
@@ -162,3 +159,27 @@ def test_default_mode_accepts_and_audits_any_ae(archive: Archive, dicom_listener
     assoc.release()
     record = audit_rows(archive, "associate")[-1]
     assert (record.actor, record.outcome, record.detail["called_ae"]) == ("ae:ANYONE", "accepted", "NDTPACS")
+
+
+def test_known_peer_gets_only_its_permissions(archive: Archive, strict_listener: DicomListener, tmp_path: Path):
+    from pydicom.uid import CTImageStorage
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    from tests.factories import make_instance
+
+    PeerRegistry(archive.db).add("QUERYONLY", "127.0.0.1", 104, ADMIN, allow=["query"])
+    ae = AE(ae_title="QUERYONLY")
+    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", strict_listener.port, ae_title="NDTPACS")
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(make_instance()).Status == 0x0124  # NOT_AUTHORIZED: may not store
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        responses = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+    finally:
+        assoc.release()
+    assert responses[-1][0].Status == 0x0000  # may query
+    assert audit_rows(archive, "store") == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +109,22 @@ def test_requestor_transfer_syntax_preference_is_honoured(
         if ts == result_ts(path):
             assert data == dataset_bytes(path)  # unchanged when the requestor prefers the stored syntax
     assert received.decode(0).SOPInstanceUID == stored[0].sop_instance_uid
+
+
+def test_c_get_diconde_eddy_current(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    """DICONDE classes pynetdicom lacks (601.x) are registered, so the role selection for them works."""
+    eddy_current = "1.2.840.10008.5.1.4.1.1.601.1"
+    stored = store_study(archive, tmp_path, count=1, sop_class_uid=eddy_current, modality="EC")
+    received = Received()
+    assoc = get_scu(dicom_listener.port, [(eddy_current, UNCOMPRESSED)], received, GET_STUDY)
+    try:
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_get(identifier("STUDY", **keys), GET_STUDY)))
+    finally:
+        assoc.release()
+    assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, 1)
+    with archive.instance_file(stored[0].object_key) as path:
+        assert received.items[0][2] == dataset_bytes(path)
 
 
 @pytest.mark.parametrize("level", ["SERIES", "IMAGE"])
@@ -306,6 +321,24 @@ def test_c_move_to_known_destination(archive: Archive, dicom_listener: DicomList
     assert detail["destination"] == f"ARCHIVE2@127.0.0.1:{destination.port}"
 
 
+def test_c_move_compressed_to_destination_taking_only_uncompressed(
+    archive: Archive, dicom_listener: DicomListener, destination: StorageSCP
+):
+    path = Path(get_testdata_file("MR_small_RLE.dcm"))
+    result = store_file(archive, path)
+    assoc = move_scu(dicom_listener.port)
+    try:
+        keys = {"StudyInstanceUID": result.study_instance_uid}
+        status, _ = final(list(assoc.send_c_move(identifier("STUDY", **keys), "ARCHIVE2", MOVE_STUDY)))
+    finally:
+        assoc.release()
+    assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, 1)
+    [(_, ts, _)] = destination.received.items
+    assert ts in UNCOMPRESSED
+    np.testing.assert_array_equal(destination.received.decode(0).pixel_array, dcmread(path).pixel_array)
+    assert _audit(archive, "retrieve")[-1].detail["converted"] == 1
+
+
 def test_c_move_unknown_destination(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
     stored = store_study(archive, tmp_path, count=1)
     assoc = move_scu(dicom_listener.port)
@@ -330,6 +363,21 @@ def test_c_move_destination_without_move_permission(archive: Archive, dicom_list
     finally:
         assoc.release()
     assert status.Status == Status.MOVE_DESTINATION_UNKNOWN
+
+
+def test_c_move_to_unreachable_destination(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    PeerRegistry(archive.db).add("OFFLINE", "127.0.0.1", free_port(), ADMIN, allow=["move"])  # nothing listens
+    stored = store_study(archive, tmp_path, count=1)
+    assoc = move_scu(dicom_listener.port)
+    try:
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_move(identifier("STUDY", **keys), "OFFLINE", MOVE_STUDY)))
+    finally:
+        assoc.release()
+    assert status.Status == Status.MOVE_DESTINATION_UNKNOWN
+    record = _audit(archive, "retrieve")[-1]
+    assert record.outcome == "failure"
+    assert record.detail["reason"] == "cannot associate with the move destination"
 
 
 def test_c_cancel_mid_move(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
@@ -377,7 +425,3 @@ def test_c_move_counts_refusals_by_the_destination(archive: Archive, dicom_liste
     detail = _audit(archive, "retrieve")[-1].detail
     assert detail["failed"] == 2
     assert set(detail["failed_instances"]) == {r.sop_instance_uid for r in stored}
-
-
-def test_threads_do_not_leak(archive: Archive, dicom_listener: DicomListener):
-    assert threading.active_count() < 100

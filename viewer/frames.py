@@ -10,6 +10,8 @@ API::
     header = read_header(stream)            # data set without Pixel Data
     info = pixel_info(header)               # PixelInfo (rows, bits, photometric, ...)
     frame = decode_frame(stream, 1)         # Frame(array, info, header), 1-based frame number
+    frame = load_frame(archive, archive.instances(study, series, sop)[0], 1)   # from the archive
+    frame_bytes(frame)                      # little-endian samples (WADO-RS /frames)
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID
+
+from storage.archive import Archive
+from storage.retrieve import StoredInstance
 
 
 class FrameError(Exception):
@@ -169,6 +174,12 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
     if info.number_of_frames > 1 and array.ndim == (2 if info.samples_per_pixel == 1 else 3) + 1:
         array = array[0]
     return Frame(array=array, info=info, header=header)
+
+
+def load_frame(archive: Archive, instance: StoredInstance, number: int) -> Frame:
+    """Decode frame *number* (1-based) of a stored instance, reading only what the frame needs."""
+    with archive.open_instance(instance) as stream:
+        return decode_frame(stream, number)
 
 
 def frame_bytes(frame: Frame) -> bytes:

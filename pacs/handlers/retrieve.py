@@ -156,7 +156,7 @@ def storage_contexts(matches: list[Match]) -> list[PresentationContext]:
     for match in matches:
         sop_class = str(match.values["SOPClassUID"])
         stored = str(match.transfer_syntax_uid or ExplicitVRLittleEndian)
-        if (sop_class, stored) not in seen and stored not in UNCOMPRESSED:
+        if (sop_class, stored) not in seen:  # the stored syntax alone: the destination cannot pick another
             seen.add((sop_class, stored))
             contexts.append(build_context(sop_class, [stored]))
         fallback.add(sop_class)
@@ -327,7 +327,16 @@ class RetrieveService:
         )
         if not subops.matches:  # pynetdicom answers success without resuming us
             self._audit(actor, "C-MOVE", query, [], subops, destination=destination, outcome="success")
-        yield len(subops.matches)
+        try:
+            yield len(subops.matches)
+        except GeneratorExit:
+            # pynetdicom could not associate with the destination (it answered 0xA801) and dropped us.
+            if subops.matches:
+                self._audit(
+                    actor, "C-MOVE", query, matches, subops, destination=destination, outcome="failure",
+                    reason="cannot associate with the move destination",
+                )  # fmt: skip
+            raise
         if not subops.matches:
             return
         yield from self._run(event, subops, actor, "C-MOVE", query, f"{peer.ae_title}@{peer.host}:{peer.port}")

@@ -182,6 +182,8 @@ def _common(uid: _Uids, insp: _Inspection, sop_class: str, number: int, series: 
     ds.ComponentShape = "HOLLOWCYLINDER" if c.kind == "weld" else "FLAT"
     if c.welders and not insp.legacy:  # the 2010 dictionary had no welder IDs
         ds.ComponentWelderIDs = c.welders
+    if c.kind == "panel":  # this device ships its own display labels (Data Element Label Dictionary)
+        ds.DataElementLabelSequence = Sequence([_label_dictionary({0x00102160: "Alloy", 0x00140042: "Temper / Spec"})])
     # Component Study: one inspection.
     ds.StudyInstanceUID = uid(c.serial, insp.index, "study")
     ds.StudyDate = insp.date
@@ -230,6 +232,19 @@ def _common(uid: _Uids, insp: _Inspection, sop_class: str, number: int, series: 
     ds.ContentTime = ds.StudyTime
     ds.BurnedInAnnotation = "NO"
     return ds
+
+
+def _label_dictionary(labels: dict[int, str]) -> Dataset:
+    """One Data Element Label Sequence (0014,0200) item with an entry per relabelled tag."""
+    item = Dataset()
+    entries = []
+    for tag, name in labels.items():
+        entry = Dataset()
+        entry.DataElement = tag
+        entry.DataElementName = name
+        entries.append(entry)
+    item.DataElementLabelItemSequence = Sequence(entries)
+    return item
 
 
 def hash_text(text: str) -> int:

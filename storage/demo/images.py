@@ -33,6 +33,26 @@ def _disc_chord(shape: tuple[int, int], cy: float, cx: float, r: float) -> tuple
     return slice(y0, y1), slice(x0, x1), chord
 
 
+# 3x5 bitmap digits for lead location markers (rows top to bottom, bits left to right).
+_DIGITS = {
+    "0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7), "2": (7, 1, 7, 4, 7), "3": (7, 1, 7, 1, 7), "4": (5, 5, 7, 1, 1),
+    "5": (7, 4, 7, 1, 7), "6": (7, 4, 7, 5, 7), "7": (7, 1, 1, 1, 1), "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7),
+}  # fmt: skip
+
+
+def _lead_text(t: np.ndarray, text: str, top: int, left: int, cell: int, extra_mm: float) -> None:
+    """Add lead letters (high attenuation) to the thickness map *t*, *cell* pixels per font dot."""
+    for n, char in enumerate(text):
+        glyph = _DIGITS.get(char)
+        if glyph is None:
+            continue
+        for r, bits in enumerate(glyph):
+            for c in range(3):
+                if bits & (4 >> c):
+                    y, x = top + r * cell, left + (n * 4 + c) * cell
+                    t[y : y + cell, x : x + cell] += extra_mm
+
+
 def weld_radiograph(
     rng: Rng,
     rows: int,
@@ -88,6 +108,13 @@ def weld_radiograph(
         chord = 2 * np.sqrt(np.clip(r * r - (xs_ - wx) ** 2, 0, None)) * pixel_mm
         y0, y1 = int(rows / 2 - 12.5 / pixel_mm), int(rows / 2 + 12.5 / pixel_mm)
         t[max(y0, 0) : min(y1, rows), :] += chord[None, :] * 1.0
+    # Lead location markers every 50 mm along the top edge (film-style position numbers).
+    cell = max(1, round(0.8 / pixel_mm))
+    if rows > 12 * cell:
+        for mark in range(0, int(cols * pixel_mm), 50):
+            left = int(mark / pixel_mm) + 2 * cell
+            if left + (4 * len(str(mark)) + 1) * cell <= cols:
+                _lead_text(t, str(mark), 2 * cell, left, cell, 25.0)
     # Exposure: heel effect across the image, detector gain pattern, quantum noise.
     heel = np.linspace(1.0, 0.85, cols, dtype=np.float32)[None, :]
     signal = 52000.0 * np.exp(-mu * (t - thickness_mm)) * np.exp(-mu * thickness_mm * 0.2) * heel

@@ -111,16 +111,17 @@ def creator_for(tag: int) -> LegacyCreator | None:
 def _blocks(ds: Dataset, group: int) -> dict[str, int]:
     """Lower-cased private creator -> block byte, for the legacy creators present in *group*."""
     found: dict[str, int] = {}
-    for element in range(0x10, 0x100):
-        creator = ds.get(Tag(group, element))
-        if creator is None:
+    low, high = (group << 16) | 0x0010, (group << 16) | 0x00FF
+    # One pass over the tags (iterating the Dataset itself would convert every element).
+    for tag in ds.keys():  # noqa: SIM118
+        if not low <= tag <= high:
             continue
-        value = creator.value
+        value = ds[tag].value
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
         name = str(value).strip().lower()
         if name in _BY_LOWER:
-            found.setdefault(name, element)
+            found.setdefault(name, int(tag) & 0xFF)
     return found
 
 

@@ -14,7 +14,7 @@ from storage.archive import Archive
 from storage.retrieve import StoredInstance
 from viewer.auth import SecuredRouter, require
 from viewer.dicomweb.common import PREFIX, READ, DicomWebError, accepted, archive_of, parse_media_type, stored_instances
-from viewer.frames import decode_frame, read_header
+from viewer.frames import load_frame
 from viewer.rendering import (
     MediaType,
     RenderOptions,
@@ -66,9 +66,7 @@ def render_options(
 
 def render_instance(archive: Archive, instance: StoredInstance, frame: int, options: RenderOptions) -> bytes:
     """Decode frame *frame* of *instance* and render it."""
-    with archive.open_instance(instance) as stream:
-        header = read_header(stream)
-        return render(decode_frame(stream, frame, header), options)
+    return render(load_frame(archive, instance, frame), options)
 
 
 def _rendered(request: Request, study: str, series: str, sop: str, frame: int) -> Response:

@@ -19,7 +19,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from storage.archive import BULK_DATA_THRESHOLD, Archive
 from storage.retrieve import StoredInstance
@@ -289,7 +289,9 @@ def _check_frame(header: Dataset, number: int) -> None:
 def retrieve_frames(request: Request, study: str, series: str, sop: str, frames: str) -> Response:
     """Frames as uncompressed application/octet-stream parts (PS3.18 §10.4.1.1.3)."""
     numbers = parse_frame_list(frames)
-    negotiate(request, "application/octet-stream", single=False)
+    _, syntaxes = negotiate(request, "application/octet-stream", single=False)
+    if syntaxes is not None and ExplicitVRLittleEndian not in syntaxes:
+        raise DicomWebError(406, "frames are served decoded (transfer-syntax=1.2.840.10008.1.2.1) only")
     instance = stored_instances(request, study, series, sop, action="retrieve")[0]
     return _frames_response(archive_of(request), request, instance, numbers)
 
