@@ -263,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    from storage.errors import IndexUnavailable, StorageUnavailable
+
+    try:
+        return int(args.func(args) or 0)
+    except (StorageUnavailable, IndexUnavailable) as exc:  # a backend is down: say so, no traceback
+        print(f"pacs: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

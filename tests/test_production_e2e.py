@@ -329,3 +329,14 @@ def test_serve_refuses_no_dicom_and_no_http_together(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "not allowed with" in result.stderr
+
+
+def test_serve_with_unreachable_object_store_fails_clearly(tmp_path: Path) -> None:
+    env = {**s3_env_for(f"127.0.0.1:{free_port()}"), "PACS_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "ndt_pacs", "serve", "--no-http", "--dicom-port", "0"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "S3 bucket" in result.stderr
