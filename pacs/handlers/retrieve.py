@@ -87,7 +87,9 @@ class SubOperations:
 
     def attach(self, assoc: Association) -> None:
         """Make *assoc* send our sub-operations through :meth:`send`."""
-        original: Callable[..., Dataset] = assoc.send_c_store
+        # The class's method bound to this association: never an earlier retrieve's wrapper
+        # (several C-GETs may run one after the other on one association).
+        original: Callable[..., Dataset] = Association.send_c_store.__get__(assoc)
 
         def send(dataset: Dataset, *args: Any, **kwargs: Any) -> Dataset:
             return self.send(assoc, original, dataset, *args, **kwargs)
