@@ -140,8 +140,10 @@ def test_commitment_detects_altered_object(
     [stored] = store_study(archive, tmp_path, count=1)
     with archive.instance_file(stored.object_key) as path:
         data = bytearray(path.read_bytes())
-        data[-1] ^= 0xFF  # bit rot
-        path.write_bytes(bytes(data))
+    data[-1] ^= 0xFF  # bit rot, written behind the archive's back (works on any object store)
+    rotten = tmp_path / "rotten.dcm"
+    rotten.write_bytes(bytes(data))
+    archive.objects.put_file(stored.object_key, rotten)
     event_type, info = device.commit(dicom_listener.port, request([(CTImageStorage, stored.sop_instance_uid)]))
     assert event_type == 2
     assert int(info.FailedSOPSequence[0].FailureReason) == Status.PROCESSING_FAILURE
