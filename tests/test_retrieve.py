@@ -127,6 +127,36 @@ def test_c_get_diconde_eddy_current(archive: Archive, dicom_listener: DicomListe
         assert received.items[0][2] == dataset_bytes(path)
 
 
+def test_c_get_pages_past_the_query_cap(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    """A retrieve is never cut short by the archive's per-query result cap."""
+    stored = store_study(archive, tmp_path, count=5)
+    archive.max_results = 2
+    received = Received()
+    assoc = get_scu(dicom_listener.port, [(CTImageStorage, UNCOMPRESSED)], received, GET_STUDY)
+    try:
+        keys = {"StudyInstanceUID": stored[0].study_instance_uid}
+        status, _ = final(list(assoc.send_c_get(identifier("STUDY", **keys), GET_STUDY)))
+    finally:
+        assoc.release()
+    assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, 5)
+    assert len({uid for uid, _, _ in received.items}) == 5
+
+
+def test_several_c_gets_on_one_association(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
+    first = store_study(archive, tmp_path, count=2)
+    second = store_study(archive, tmp_path, count=1)
+    received = Received()
+    assoc = get_scu(dicom_listener.port, [(CTImageStorage, UNCOMPRESSED)], received, GET_STUDY)
+    try:
+        for study in (first, second):
+            keys = {"StudyInstanceUID": study[0].study_instance_uid}
+            status, _ = final(list(assoc.send_c_get(identifier("STUDY", **keys), GET_STUDY)))
+            assert (status.Status, status.NumberOfCompletedSuboperations) == (Status.SUCCESS, len(study))
+    finally:
+        assoc.release()
+    assert {uid for uid, _, _ in received.items} == {r.sop_instance_uid for r in first + second}
+
+
 @pytest.mark.parametrize("level", ["SERIES", "IMAGE"])
 def test_c_get_series_and_image_level(archive: Archive, dicom_listener: DicomListener, tmp_path: Path, level: str):
     stored = store_study(archive, tmp_path, count=2)

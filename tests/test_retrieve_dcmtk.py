@@ -111,3 +111,24 @@ def test_movescu_fills_a_second_archive(pacs_server: RunningServer, study: tuple
         "127.0.0.1", str(pacs_server.dicom_port),
     )  # fmt: skip
     assert "Refused: MoveDestinationUnknown" in unknown.stdout + unknown.stderr
+
+
+def test_strict_server_accepts_only_registered_peers(tmp_path: Path):
+    """`PACS_STRICT_AE=true pacs serve`: dcmtk echoscu is rejected until `pacs peer add` registers it."""
+    from tests.conftest import start_server, stop_server
+
+    server = start_server(tmp_path / "strict", {"PACS_STRICT_AE": "true"})
+    try:
+        echo = [dcmtk("echoscu"), "-aet", "DEVICE1", "-aec", "NDTPACS", "127.0.0.1", str(server.dicom_port)]
+        rejected = _run(*echo)
+        assert rejected.returncode != 0
+        assert "Calling AE Title Not Recognized" in rejected.stderr + rejected.stdout
+        added = _run(
+            sys.executable, "-m", "ndt_pacs", "peer", "add", "DEVICE1", "--host", "127.0.0.1", "--port", "104",
+            "--data-dir", str(server.data_dir),
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        accepted = _run(*echo)
+        assert accepted.returncode == 0, accepted.stderr
+    finally:
+        stop_server(server)

@@ -128,6 +128,9 @@ class CommitmentService:
         ]
         job = _Job(event.assoc, actor, str(event.assoc.requestor.ae_title).strip(), transaction_uid, references)
         with self._lock:
+            # Forget requests whose association died before their response went out.
+            for key in [k for k, j in self._pending.items() if not j.assoc.is_established]:
+                del self._pending[key]
             self._pending[(id(event.assoc), int(request.MessageID or 0))] = job
         return Status.SUCCESS, None
 

@@ -87,7 +87,9 @@ class SubOperations:
 
     def attach(self, assoc: Association) -> None:
         """Make *assoc* send our sub-operations through :meth:`send`."""
-        original: Callable[..., Dataset] = assoc.send_c_store
+        # The class's method bound to this association: never an earlier retrieve's wrapper
+        # (several C-GETs may run one after the other on one association).
+        original: Callable[..., Dataset] = Association.send_c_store.__get__(assoc)
 
         def send(dataset: Dataset, *args: Any, **kwargs: Any) -> Dataset:
             return self.send(assoc, original, dataset, *args, **kwargs)
@@ -191,9 +193,20 @@ class RetrieveService:
                 Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
                 f"{unique} is required (without wildcards) at level {requested.level}",
             )
-        query = Query(level=Level.IMAGE, filters=requested.filters, limit=MAX_SUBOPERATIONS)
+        # Page through the matches (the archive caps one query at max_results) so a retrieve is never
+        # silently incomplete; more than the DIMSE counters can express is refused.
+        matches: list[Match] = []
         try:
-            matches = self.archive.find(query, actor, action="retrieve_match")
+            while True:
+                page = Query(level=Level.IMAGE, filters=requested.filters, offset=len(matches))
+                batch = self.archive.find(page, actor, action="retrieve_match")
+                matches.extend(batch)
+                if len(matches) > MAX_SUBOPERATIONS:
+                    raise RetrieveRefused(
+                        Status.OUT_OF_RESOURCES_MATCHES, f"more than {MAX_SUBOPERATIONS} instances match"
+                    )
+                if len(batch) < self.archive.max_results or not batch:
+                    break
         except InvalidQuery as exc:
             raise RetrieveRefused(Status.UNABLE_TO_PROCESS, str(exc)) from exc
         except IndexUnavailable as exc:
