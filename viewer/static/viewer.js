@@ -205,11 +205,13 @@ export class Viewer {
     const v = this.view, d = this.detail;
     return new DOMMatrix()
       .translate(this.canvas.width / 2 + v.panX, this.canvas.height / 2 + v.panY)
+      .scale(v.flipH ? -1 : 1, v.flipV ? -1 : 1) // flips mirror the screen, after the rotation
       .rotate(v.rotation)
-      .scale(v.zoom * (v.flipH ? -1 : 1), v.zoom * (v.flipV ? -1 : 1))
+      .scale(v.zoom)
       .translate(-d.columns / 2, -d.rows / 2);
   }
 
+  screenDistance(a, b) { const p = this.toScreen(a.x, a.y), q = this.toScreen(b.x, b.y); return Math.hypot(p.x - q.x, p.y - q.y); }
   toImage(sx, sy) { const p = this.matrix().inverse().transformPoint(new DOMPoint(sx, sy)); return { x: p.x, y: p.y }; }
   toScreen(x, y) { const p = this.matrix().transformPoint(new DOMPoint(x, y)); return { x: p.x, y: p.y }; }
   /** Client (page) coordinates of image point (x, y): for tests and tooling. */
@@ -234,7 +236,12 @@ export class Viewer {
     this.draw();
   }
 
-  rotate(deg) { this.view.rotation = (this.view.rotation + deg + 360) % 360; this.fit(); }
+  /** Turn the view by *deg* clockwise on the screen (a mirrored view turns its image the other way). */
+  rotate(deg) {
+    const mirrored = this.view.flipH !== this.view.flipV;
+    this.view.rotation = (this.view.rotation + (mirrored ? -deg : deg) + 360) % 360;
+    this.fit();
+  }
   flip(axis) { if (axis === "h") this.view.flipH = !this.view.flipH; else this.view.flipV = !this.view.flipV; this.draw(); }
 
   draw() {
@@ -314,7 +321,9 @@ export class Viewer {
       a.text = s.text; a.label = s.n ? `mean ${s.mean.toFixed(1)} SD ${s.std.toFixed(1)}` : "empty";
     } else if (a.kind === "profile") {
       const prof = profile(frame, p, q, sp, this.slope, this.intercept, scale);
-      a.text = `profile, ${length(p, q, sp).text}`;
+      const values = prof.points.map((pt) => pt[1]);
+      const f = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+      a.text = `profile, ${length(p, q, sp).text}` + (values.length ? `, min ${f(Math.min(...values))} · max ${f(Math.max(...values))}` : "");
       a.label = length(p, q, sp).text;
       this.plot.hidden = false;
       plotProfile(this.plot, prof);
@@ -365,7 +374,8 @@ export class Viewer {
       const ip = this.toImage(p.sx, p.sy);
       if (["length", "rect", "ellipse", "profile"].includes(tool)) this.pending = { kind: tool, points: [ip, ip] };
       else if (tool === "angle") {
-        if (this.pending?.kind === "angle") this.pending.points.push(ip);
+        // Points: first end, vertex, second end; the last one follows the pointer until placed.
+        if (this.pending?.kind === "angle") this.pending.points[this.pending.points.length - 1] = ip;
         else this.pending = { kind: "angle", points: [ip, ip] };
       }
     });
@@ -397,8 +407,9 @@ export class Viewer {
       if (this.pending && drag.tool !== "wl" && drag.tool !== "pan") {
         this.pending.points[this.pending.points.length - 1] = this.toImage(p.sx, p.sy);
         if (this.pending.kind === "angle") {
-          if (this.pending.points.length === 3) { const a = this.pending; this.pending = null; this.finish(a); }
-          else if (moved) this.pending.points.push(this.toImage(p.sx, p.sy));
+          const pts = this.pending.points;
+          if (pts.length === 3) { const a = this.pending; this.pending = null; this.finish(a); }
+          else if (this.screenDistance(pts[0], pts[1]) > 2) pts.push({ ...pts[1] }); // vertex placed
         } else if (moved) { const a = this.pending; this.pending = null; this.finish(a); }
         else this.pending = null;
       }
@@ -423,7 +434,7 @@ export class Viewer {
       ArrowUp: () => { this.view.panY += 40; this.draw(); }, ArrowDown: () => { this.view.panY -= 40; this.draw(); },
       PageUp: () => this.step(-1), PageDown: () => this.step(1), ",": () => this.step(-1), ".": () => this.step(1),
       i: () => this.toggleInvert(), I: () => this.toggleInvert(), "]": () => this.rotate(90), "[": () => this.rotate(-90),
-      h: () => this.flip("h"), v: () => this.flip("v"), " ": () => this.toggleCine(),
+      h: () => this.flip("h"), v: () => this.flip("v"), H: () => this.flip("h"), V: () => this.flip("v"), " ": () => this.toggleCine(),
       1: () => this.applyPreset("stored"), 2: () => this.applyPreset("full"), 3: () => this.applyPreset("auto"),
       Escape: () => { this.pending = null; this.draw(); },
       Delete: () => { this.annotations.pop(); this.saveAnnotations(); this.draw(); },
