@@ -327,6 +327,31 @@ def test_rotate_flip_and_invert_move_the_pixels(page: Any, phantoms: Any) -> Non
     shot(page, "16-inverted")
 
 
+def test_zoomed_and_panned_view_shows_the_right_pixels(page: Any, phantoms: Any) -> None:
+    """Zoomed in, the viewer windows only what is on the screen; panning must bring the rest in."""
+    open_image(page, phantoms[1]["phantom"])
+    values = ph.modality(ph.phantom_pixels().astype(float))
+    page.locator("canvas.view").focus()
+    for _ in range(8):
+        page.keyboard.press("+")  # about 6x: a part of the image fills the canvas
+    page.keyboard.press("2")  # a new window, applied while zoomed in
+    width, center = values.max() - values.min(), (values.max() + values.min()) / 2
+    box = page.locator("canvas.view").bounding_box()
+    assert box is not None
+    for moves in (["ArrowLeft"] * 6, ["ArrowUp"] * 5, ["ArrowRight"] * 14, ["ArrowDown"] * 12):
+        for key in moves:
+            page.keyboard.press(key)
+        checked = 0
+        for y in range(5, ph.PHANTOM_SHAPE[0], 23):
+            for x in range(3, ph.PHANTOM_SHAPE[1], 17):
+                cx, cy = image_to_client(page, x + 0.5, y + 0.5)
+                if box["x"] + 2 < cx < box["x"] + box["width"] - 2 and box["y"] + 2 < cy < box["y"] + box["height"] - 2:
+                    assert grey_at(page, cx, cy) == grey(float(values[y, x]), center, width), (moves[0], x, y)
+                    checked += 1
+        assert checked > 10, moves[0]
+    shot(page, "20-zoomed-panned")
+
+
 def test_every_tool_is_reachable_by_keyboard(page: Any, phantoms: Any) -> None:
     open_image(page, phantoms[1]["phantom"])
     page.evaluate("() => document.activeElement.blur()")
@@ -423,6 +448,15 @@ def test_layout_fits_1366x768(page: Any, phantoms: Any) -> None:
     shot(page, "17-layout-1366x768")
 
 
+# Centroids (client coordinates) of the white pixels in the left and right halves of the view canvas.
+WHITE_HALVES = """() => { const c = document.querySelector('canvas.view'); const r = c.getBoundingClientRect();
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const acc = [[0, 0, 0], [0, 0, 0]];
+        for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { const i = (y * c.width + x) * 4;
+          if (d[i] < 250 || d[i + 1] < 250) continue;
+          const a = acc[x < c.width / 2 ? 0 : 1]; a[0] += x; a[1] += y; a[2]++; }
+        return acc.map(([sx, sy, n]) => ({ x: r.left + sx / n + 0.5, y: r.top + sy / n + 0.5, n })); }"""
+
+
 def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> None:
     """10000 x 1000 px: the first frame request is decimated; measurements on it are in full-size mm."""
     requests: list[str] = []
@@ -437,14 +471,7 @@ def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> No
     assert all("scale=" in url for url in requests), "nothing at full resolution before it is needed"
     assert page.locator(".viewer-root").get_attribute("data-loaded") == "preview"
     # find the two markers on the screen (white blobs left and right), measure between them
-    found = page.evaluate(
-        """() => { const c = document.querySelector('canvas.view'); const r = c.getBoundingClientRect();
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const acc = [[0, 0, 0], [0, 0, 0]];
-        for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) { const i = (y * c.width + x) * 4;
-          if (d[i] < 250 || d[i + 1] < 250) continue;
-          const a = acc[x < c.width / 2 ? 0 : 1]; a[0] += x; a[1] += y; a[2]++; }
-        return acc.map(([sx, sy, n]) => ({ x: r.left + sx / n + 0.5, y: r.top + sy / n + 0.5, n })); }"""
-    )
+    found = page.evaluate(WHITE_HALVES)
     assert all(m["n"] > 0 for m in found), found
     page.locator("canvas.view").focus()
     page.keyboard.press("l")
@@ -470,6 +497,14 @@ def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> No
     page.keyboard.press("+")
     page.wait_for_selector(".viewer-root[data-loaded='full']", timeout=30_000)
     assert any("scale=" not in url for url in requests), requests
+    # zoomed out this far, the full frame is shown block-averaged: both markers are still there
+    page.get_by_role("button", name="Clear measurements").click()  # (the length's end points hid them)
+    page.locator("canvas.view").focus()
+    page.keyboard.press("0")
+    again = page.evaluate(WHITE_HALVES)
+    for before, after in zip(found, again, strict=True):
+        assert abs(before["x"] - after["x"]) < 3, (found, again)
+        assert abs(before["y"] - after["y"]) < 3, (found, again)
     shot(page, "19-weld-strip-full")
 
 

@@ -26,21 +26,25 @@ function lutInfo(data) {
 
 /**
  * Render frame {data, rows, columns, samples} into *imageData* (same size) for the
- * window {center, width} given in modality units (value * slope + intercept).
+ * window {center, width} given in modality units (value * slope + intercept); only the pixels
+ * of *rect* {x0, y0, x1, y1} (end exclusive) when given, else all of them.
  */
-export function renderFrame(frame, imageData, view) {
+export function renderFrame(frame, imageData, view, rect = null) {
   const { center, width, invert, slope = 1, intercept = 0 } = view;
   const out = new Uint32Array(imageData.data.buffer);
-  const data = frame.data;
-  const n = frame.rows * frame.columns;
+  const data = frame.data, columns = frame.columns;
+  const { x0, y0, x1, y1 } = rect || { x0: 0, y0: 0, x1: columns, y1: frame.rows };
+  if (x1 <= x0 || y1 <= y0) return;
   const info = lutInfo(data);
   if (frame.samples === 3) {
     const lut = new Uint8Array(256);
     for (let s = 0; s < 256; s++) lut[s] = windowValue(s * slope + intercept, center, width, invert);
     const px = imageData.data;
-    for (let i = 0, j = 0; i < n; i++, j += 3) {
-      const k = i * 4;
-      px[k] = lut[data[j]]; px[k + 1] = lut[data[j + 1]]; px[k + 2] = lut[data[j + 2]]; px[k + 3] = 255;
+    for (let y = y0; y < y1; y++) {
+      for (let i = y * columns + x0, end = y * columns + x1; i < end; i++) {
+        const j = i * 3, k = i * 4;
+        px[k] = lut[data[j]]; px[k + 1] = lut[data[j + 1]]; px[k + 2] = lut[data[j + 2]]; px[k + 3] = 255;
+      }
     }
     return;
   }
@@ -48,11 +52,42 @@ export function renderFrame(frame, imageData, view) {
     const lut = new Uint32Array(info.size);
     for (let i = 0; i < info.size; i++) lut[i] = pack(windowValue((i - info.offset) * slope + intercept, center, width, invert));
     const off = info.offset;
-    if (off === 0) for (let i = 0; i < n; i++) out[i] = lut[data[i]];
-    else for (let i = 0; i < n; i++) out[i] = lut[data[i] + off];
+    for (let y = y0; y < y1; y++) {
+      const end = y * columns + x1;
+      if (off === 0) for (let i = y * columns + x0; i < end; i++) out[i] = lut[data[i]];
+      else for (let i = y * columns + x0; i < end; i++) out[i] = lut[data[i] + off];
+    }
     return;
   }
-  for (let i = 0; i < n; i++) out[i] = pack(windowValue(data[i] * slope + intercept, center, width, invert));
+  for (let y = y0; y < y1; y++) {
+    for (let i = y * columns + x0, end = y * columns + x1; i < end; i++) out[i] = pack(windowValue(data[i] * slope + intercept, center, width, invert));
+  }
+}
+
+/**
+ * Frame {data, rows, columns, scale} reduced by *d*: each d x d block becomes its mean (blocks at
+ * the right and bottom edges may be partial), in the same value type. One sample per pixel.
+ */
+export function reduceFrame(frame, d) {
+  const { rows, columns, data } = frame;
+  const r2 = Math.ceil(rows / d), c2 = Math.ceil(columns / d);
+  const out = new data.constructor(r2 * c2);
+  const block = new Int32Array(columns); // column -> block column
+  const width = new Float64Array(c2); // pixels per block column
+  for (let c = 0; c < columns; c++) { block[c] = (c / d) | 0; width[block[c]]++; }
+  const round = data instanceof Float32Array || data instanceof Float64Array ? (v) => v : Math.round;
+  const sums = new Float64Array(c2);
+  for (let R = 0; R < r2; R++) {
+    sums.fill(0);
+    const r0 = R * d, r1 = Math.min(rows, r0 + d);
+    for (let r = r0; r < r1; r++) {
+      const base = r * columns;
+      for (let c = 0; c < columns; c++) sums[block[c]] += data[base + c];
+    }
+    const n = r1 - r0;
+    for (let C = 0; C < c2; C++) out[R * c2 + C] = round(sums[C] / (width[C] * n));
+  }
+  return { data: out, rows: r2, columns: c2, samples: 1, scale: (frame.scale || 1) * d };
 }
 
 /** Min, max and the 0.5 % / 99.5 % percentiles of a frame, in modality units (sampled). */

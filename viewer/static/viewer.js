@@ -4,7 +4,7 @@
 import { getJSON, getPixels } from "./api.js";
 import { h, mount, status } from "./dom.js";
 import { angle, length, plotProfile, profile, roi, valueAt } from "./measure.js";
-import { renderFrame, statistics } from "./render.js";
+import { reduceFrame, renderFrame, statistics } from "./render.js";
 
 const PREVIEW_MAX = 1024; // preview edge (pixels) for big images
 const FULL_NOW_MAX = 4096; // images up to this edge load full resolution right after the preview
@@ -12,6 +12,11 @@ const TOOLS = [
   ["wl", "Window/level", "w"], ["pan", "Pan", "p"], ["length", "Length", "l"], ["angle", "Angle", "a"],
   ["rect", "Rectangle ROI", "r"], ["ellipse", "Ellipse ROI", "e"], ["profile", "Line profile", "f"],
 ];
+
+/** Whether rectangle *a* contains rectangle *b* (an empty *b* is contained in anything). */
+function covers(a, b) {
+  return b.x1 <= b.x0 || b.y1 <= b.y0 || (a.x0 <= b.x0 && a.y0 <= b.y0 && a.x1 >= b.x1 && a.y1 >= b.y1);
+}
 
 export class Viewer {
   /** stack: [{sop, frame}] in display order; index: the one to show first. */
@@ -156,9 +161,6 @@ export class Viewer {
       this.view.invert = detail.photometric === "MONOCHROME1";
       this.applyPreset(detail.windows.length ? "stored" : "auto", false);
     }
-    this.offscreen.width = frame.columns;
-    this.offscreen.height = frame.rows;
-    this.imageData = this.offscreen.getContext("2d").createImageData(frame.columns, frame.rows);
     if (changedImage) this.loadAnnotations();
     if (!this.fitted) this.fit();
     this.render();
@@ -185,10 +187,47 @@ export class Viewer {
     if (redraw) this.render();
   }
 
+  /**
+   * The frame to window for the current zoom: the loaded one, or (zoomed out, one sample per pixel)
+   * a block-averaged reduction of it, so a window/level change maps about as many pixels as the
+   * screen shows instead of the whole image. Measurements always use the loaded frame.
+   */
+  displayFrame() {
+    const f = this.current;
+    const d = Math.floor(1 / (this.view.zoom * f.scale));
+    if (d < 2 || (f.samples || 1) !== 1) return f;
+    if (this.reduced?.source !== f || this.reduced.d !== d) this.reduced = { source: f, d, frame: reduceFrame(f, d) };
+    return this.reduced.frame;
+  }
+
+  /** The pixels of *frame* (decimated by frame.scale) that fall on the view canvas: {x0, y0, x1, y1}. */
+  visibleRect(frame) {
+    const inv = this.matrix().inverse();
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const [sx, sy] of [[0, 0], [this.canvas.width, 0], [0, this.canvas.height], [this.canvas.width, this.canvas.height]]) {
+      const p = inv.transformPoint(new DOMPoint(sx, sy));
+      x0 = Math.min(x0, p.x); y0 = Math.min(y0, p.y); x1 = Math.max(x1, p.x); y1 = Math.max(y1, p.y);
+    }
+    const s = frame.scale, clamp = (v, max) => Math.max(0, Math.min(max, v));
+    return {
+      x0: clamp(Math.floor(x0 / s) - 1, frame.columns), y0: clamp(Math.floor(y0 / s) - 1, frame.rows),
+      x1: clamp(Math.ceil(x1 / s) + 1, frame.columns), y1: clamp(Math.ceil(y1 / s) + 1, frame.rows),
+    };
+  }
+
   render() {
     if (!this.current || !this.win) return;
-    renderFrame(this.current, this.imageData, { ...this.win, invert: this.view.invert, slope: this.slope, intercept: this.intercept });
-    this.offscreen.getContext("2d").putImageData(this.imageData, 0, 0);
+    const frame = this.displayFrame();
+    if (!this.imageData || this.imageData.width !== frame.columns || this.imageData.height !== frame.rows) {
+      this.offscreen.width = frame.columns;
+      this.offscreen.height = frame.rows;
+      this.imageData = this.offscreen.getContext("2d").createImageData(frame.columns, frame.rows);
+    }
+    const r = this.visibleRect(frame); // window only what the screen shows
+    renderFrame(frame, this.imageData, { ...this.win, invert: this.view.invert, slope: this.slope, intercept: this.intercept }, r);
+    this.offscreen.getContext("2d").putImageData(this.imageData, 0, 0, r.x0, r.y0, r.x1 - r.x0, r.y1 - r.y0);
+    this.shown = frame;
+    this.rendered = r;
     this.winInfo.textContent = `W ${this.win.width.toFixed(0)} / L ${this.win.center.toFixed(0)}${this.view.invert ? " · inverted" : ""}`;
     this.draw();
   }
@@ -250,10 +289,13 @@ export class Viewer {
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.current || !this.detail) return;
+    // A new frame, zoom level or newly uncovered part of the image is rendered first (render() draws).
+    if (this.shown !== this.displayFrame() || !covers(this.rendered, this.visibleRect(this.shown))) { this.render(); return; }
     const m = this.matrix();
     ctx.setTransform(m);
     ctx.imageSmoothingEnabled = this.view.zoom < 1;
-    ctx.drawImage(this.offscreen, 0, 0, this.detail.columns, this.detail.rows);
+    // A decimated frame's samples each cover scale x scale image pixels (the last ones may overhang).
+    ctx.drawImage(this.offscreen, 0, 0, this.shown.columns * this.shown.scale, this.shown.rows * this.shown.scale);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     for (const a of this.annotations || []) if (a.frame === this.itemKey()) this.drawAnnotation(ctx, a, false);
     if (this.pending) this.drawAnnotation(ctx, this.pending, true);
