@@ -10,6 +10,7 @@ API::
     header = read_header(stream)            # data set without Pixel Data
     info = pixel_info(header)               # PixelInfo (rows, bits, photometric, ...)
     frame = decode_frame(stream, 1)         # Frame(array, info, header), 1-based frame number
+    frame = decode_frame_decimated(stream, 1, 10)   # every 10th row and column, reading only those
     frame = load_frame(archive, archive.instances(study, series, sop)[0], 1)   # from the archive
     frame_bytes(frame)                      # little-endian samples (WADO-RS /frames)
 """
@@ -86,18 +87,24 @@ class PixelInfo:
         return self.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
 
 
-def read_header(stream: BinaryIO) -> Dataset:
-    """The data set up to (not including) Pixel Data; the stream is rewound afterwards."""
+def _read_header(stream: BinaryIO) -> tuple[Dataset, int]:
+    """The data set up to Pixel Data and the stream position where the Pixel Data element starts."""
     stream.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = dcmread(stream, stop_before_pixels=True, force=True)
+        position = stream.tell()  # pydicom stops at the start of the pixel data element
     except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
         raise FrameError(f"cannot parse the stored object: {exc}") from exc
     finally:
         stream.seek(0)
-    return ds
+    return ds, position
+
+
+def read_header(stream: BinaryIO) -> Dataset:
+    """The data set up to (not including) Pixel Data; the stream is rewound afterwards."""
+    return _read_header(stream)[0]
 
 
 def pixel_info(header: Dataset) -> PixelInfo:
@@ -164,7 +171,12 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
+            if info.transfer_syntax_uid and UID(info.transfer_syntax_uid).is_deflated:
+                # pixel_array() cannot read a deflated stream: inflate the whole data set instead
+                array = dcmread(stream, force=True).pixel_array
+                array = array[number - 1] if info.number_of_frames > 1 else array
+            else:
+                array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
     except FrameError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "cannot decode", not a crash
@@ -174,6 +186,101 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
     if info.number_of_frames > 1 and array.ndim == (2 if info.samples_per_pixel == 1 else 3) + 1:
         array = array[0]
     return Frame(array=array, info=info, header=header)
+
+
+# Native reads: kept rows closer together than this are read in blocks, farther apart by seeking.
+SEEK_GAP = 1 << 20
+BLOCK = 4 << 20
+
+
+def _native_frame_offset(stream: BinaryIO, info: PixelInfo, position: int, number: int) -> int | None:
+    """Where frame *number* starts when the pixel data is native little-endian and laid out
+    pixel by pixel (PS3.5 §8.1.1, §8.2); None for anything else (encapsulated, deflated, big
+    endian, planar colour, packed 1-bit, YBR, float)."""
+    if not info.transfer_syntax_uid:
+        return None
+    ts = UID(info.transfer_syntax_uid)
+    if ts.is_compressed or ts.is_deflated or not ts.is_little_endian or ts.is_encapsulated:
+        return None
+    if info.bits_allocated not in (8, 16, 32) or info.photometric_interpretation not in _NATIVE_PHOTOMETRIC:
+        return None
+    stream.seek(position)
+    head = stream.read(8)
+    if len(head) < 8 or struct.unpack("<HH", head[:4]) != (0x7FE0, 0x0010):
+        return None
+    if ts.is_implicit_VR:
+        (length,) = struct.unpack("<L", head[4:8])
+        start = position + 8
+    else:
+        if head[4:6] not in (b"OB", b"OW"):
+            return None
+        (length,) = struct.unpack("<L", stream.read(4))
+        start = position + 12
+    frame_bytes = info.rows * info.columns * info.samples_per_pixel * info.bits_allocated // 8
+    if length == 0xFFFFFFFF or number * frame_bytes > length:
+        return None
+    return start + (number - 1) * frame_bytes
+
+
+_NATIVE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB")
+
+
+def decode_frame_decimated(stream: BinaryIO, number: int, step: int) -> Frame:
+    """Frame *number* (1-based) keeping every *step*-th row and column: ``array[::step, ::step]``.
+
+    Native pixel data is read row by row (the kept rows only, or the blocks holding them when
+    they lie close together), so memory follows the result rather than the frame: a 10000 x 10000
+    16-bit radiograph previews at step 10 from 2 MB of values instead of a 200 MB frame. Values are
+    masked to Bits Stored and sign-extended like :func:`decode_frame`. Other encodings decode the
+    whole frame and then decimate.
+    """
+    if step < 1:
+        raise ValueError("step must be at least 1")
+    header, position = _read_header(stream)
+    info = pixel_info(header)
+    if number < 1 or number > info.number_of_frames:
+        raise FrameNotFound(f"frame {number} does not exist (the instance has {info.number_of_frames})")
+    planar = int(header.get("PlanarConfiguration") or 0) if info.samples_per_pixel > 1 else 0
+    offset = _native_frame_offset(stream, info, position, number) if step > 1 and not planar else None
+    if offset is None:
+        frame = decode_frame(stream, number, header)
+        return Frame(array=frame.array[::step, ::step], info=info, header=header)
+    itemsize = info.bits_allocated // 8
+    dtype = np.dtype(f"<{'i' if info.pixel_representation else 'u'}{itemsize}")
+    samples = info.samples_per_pixel
+    row_bytes = info.columns * samples * itemsize
+    kept = []
+    try:
+        if step * row_bytes >= SEEK_GAP:
+            for row in range(0, info.rows, step):
+                stream.seek(offset + row * row_bytes)
+                kept.append(_rows(stream.read(row_bytes), 1, info, dtype)[:, ::step].copy())
+        else:
+            group = max(1, BLOCK // (step * row_bytes)) * step  # rows per read, a multiple of step
+            stream.seek(offset)
+            for first in range(0, info.rows, group):
+                count = min(group, info.rows - first)
+                # copy: a view would keep the whole block alive
+                kept.append(_rows(stream.read(count * row_bytes), count, info, dtype)[::step, ::step].copy())
+    finally:
+        stream.seek(0)
+    array = np.concatenate(kept) if len(kept) > 1 else kept[0]
+    if info.bits_stored < info.bits_allocated:
+        shift = info.bits_allocated - info.bits_stored
+        # sign-extend from Bits Stored, or clear the unused high bits
+        array = (array << shift) >> shift if info.pixel_representation else array & ((1 << info.bits_stored) - 1)
+    return Frame(array=array, info=info, header=header)
+
+
+def _rows(data: bytes, count: int, info: PixelInfo, dtype: np.dtype[Any]) -> np.ndarray:
+    """*count* rows of native pixel data as (rows, columns[, samples]); FrameError when short."""
+    expected = count * info.columns * info.samples_per_pixel * dtype.itemsize
+    if len(data) < expected:
+        raise FrameError("the pixel data is shorter than its frames")
+    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize)
+    if info.samples_per_pixel == 1:
+        return array.reshape(count, info.columns)
+    return array.reshape(count, info.columns, info.samples_per_pixel)
 
 
 def load_frame(archive: Archive, instance: StoredInstance, number: int) -> Frame:

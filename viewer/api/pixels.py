@@ -2,7 +2,8 @@
 
 The viewer applies window/level itself on these values (a lookup table in JavaScript), so a
 window change never costs a round trip. ``scale=N`` keeps every N-th row and column: a
-10000-pixel radiograph opens from a small preview first.
+10000-pixel radiograph opens from a small preview first, and for native (uncompressed) pixel
+data the server reads only the kept rows (:func:`viewer.frames.decode_frame_decimated`).
 
 Decoding is the shared frame decoder of the DICOMweb routes (:mod:`viewer.frames`), reading
 only the requested frame from the stored object.
@@ -20,8 +21,11 @@ from viewer import frames
 MAX_SCALE = 64
 
 
-def decode_frame(archive: Archive, record: InstanceRecord, frame: int) -> np.ndarray:
-    """Frame *frame* (1-based) of the instance as stored values (rows x columns [x samples])."""
+def decode_frame(archive: Archive, record: InstanceRecord, frame: int, scale: int = 1) -> np.ndarray:
+    """Frame *frame* (1-based) of the instance as stored values (rows x columns [x samples]),
+    every *scale*-th row and column."""
+    if scale < 1 or scale > MAX_SCALE:
+        raise InvalidQuery(f"scale must be between 1 and {MAX_SCALE}")
     count = int(record.values.get("NumberOfFrames") or 1)
     if frame < 1 or frame > count:
         raise InvalidQuery(f"frame must be between 1 and {count}")
@@ -30,18 +34,14 @@ def decode_frame(archive: Archive, record: InstanceRecord, frame: int) -> np.nda
     )
     with archive.open_instance(stored) as stream:
         try:
-            decoded = frames.decode_frame(stream, frame)
+            decoded = frames.decode_frame_decimated(stream, frame, scale)
         except frames.FrameError as exc:
             raise InvalidQuery(f"pixel data cannot be decoded: {exc}") from exc
     return np.asarray(decoded.array)
 
 
 def raw_frame(arr: np.ndarray, scale: int) -> tuple[bytes, dict[str, str]]:
-    """The little-endian bytes of *arr* decimated by *scale*, and headers describing them."""
-    if scale < 1 or scale > MAX_SCALE:
-        raise InvalidQuery(f"scale must be between 1 and {MAX_SCALE}")
-    if scale > 1:
-        arr = arr[::scale, ::scale]
+    """The little-endian bytes of *arr* (already decimated by *scale*), and headers describing them."""
     if arr.dtype.kind == "f":
         arr = arr.astype("<f4")
     elif arr.dtype.kind == "b":

@@ -483,7 +483,7 @@ def get_pixels(
     archive = _archive(request)
     try:
         record = Catalog(archive.db).instance(uid)
-        body, headers = pixels.raw_frame(pixels.decode_frame(archive, record, frame), scale)
+        body, headers = pixels.raw_frame(pixels.decode_frame(archive, record, frame, scale), scale)
     except ArchiveError as exc:
         raise _problem(exc) from exc
     _audit(
