@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -40,6 +41,9 @@ class ObjectStore(Protocol):
 
     def check(self) -> bool:
         """True when the store is reachable and writable."""
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored key with its last-modified time (UTC), in no particular order."""
 
 
 def read_bytes(store: ObjectStore, key: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -161,3 +165,15 @@ class FileObjectStore:
     def check(self) -> bool:
         """True when the root directory exists and is writable."""
         return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every object file under the root (temporary ``.put-`` files of interrupted writes included)."""
+        try:
+            for directory, _dirs, files in os.walk(self.root):
+                for name in files:
+                    path = Path(directory) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                        yield path.relative_to(self.root).as_posix(), modified
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list objects: {exc.strerror or exc}") from exc
