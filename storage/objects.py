@@ -86,14 +86,23 @@ class FileObjectStore:
         self._known_dirs.add(directory)
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
-        """Durably place *path* at *key*: fsync data, rename into place, fsync the directory."""
+        """Durably place *path* at *key*: file data and directory entry are fsynced before returning."""
         target = self._path(key)
         try:
             self._ensure_dir(target.parent)
             if move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
-                with open(path, "rb") as src:
-                    os.fsync(src.fileno())
+                # Rename first, then fsync the file and its directory: on a journaling file
+                # system the file's fsync then commits the rename too, and the directory
+                # fsync finds nothing left to do (one journal commit instead of two). A crash
+                # before the fsync can leave an incomplete file under the key, but nothing is
+                # indexed before put_file returns: it is an orphan that a resend replaces and
+                # `pacs verify --sweep-orphans` removes.
                 os.replace(path, target)
+                fd = os.open(target, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             else:
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
                 try:
