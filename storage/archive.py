@@ -159,7 +159,7 @@ class Archive:
         # the object a concurrent store of the same bytes is about to acknowledge.
         self.objects.put_file(stored.key, path, move=move)
         try:
-            result, known = self.db.write(lambda s: self.indexer.index(s, actor, identity, values, stored))
+            result, known = self.db.write_core(lambda c: self.indexer.index(c, actor, identity, values, stored))
         except Exception:
             self.indexer.forget(identity.series_instance_uid)
             log.warning("object %s left unindexed after a failed index transaction", stored.key)

@@ -26,7 +26,6 @@ from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.attributes import Level, attributes_at, extract, join_multi, split_multi
@@ -198,14 +197,13 @@ class IndexWriter:
 
     def index(
         self,
-        session: Session,
+        conn: Connection,
         actor: Actor,
         identity: Identity,
         values: IndexValues,
         stored: ReceivedObject,
     ) -> tuple[StoreResult, _KnownSeries | None]:
         """Index one received object in the caller's transaction; audit it in the same transaction."""
-        conn = session.connection()
         row = conn.execute(_FIND_INSTANCE, {"uid": identity.sop_instance_uid}).one_or_none()
         if row is None:
             version, outcome = 1, StoreOutcome.STORED
