@@ -7,27 +7,30 @@ and once for the response, which measured on this machine as about 1.5 ms of idl
 latency per instance: as much as storing a small instance costs.
 
 :func:`install` gives those two pynetdicom modules a ``time`` whose idle sleep
-returns as soon as there is work. The association reactor waits on its DIMSE
-message queue's condition (woken by the DUL the moment a message is complete). The
-DUL reactor waits for its socket to turn readable and looks for a primitive to send
-every 100 µs; after 100 ms without traffic it falls back to 1 ms steps, so an idle
-association costs no more than it did. Nothing else in pynetdicom changes.
+returns as soon as there is work, without polling faster (a busy-polling thread
+would fight the C-STORE handler for the GIL). The association reactor waits on its
+DIMSE message queue's condition, which the DUL notifies the moment a message is
+complete. The DUL reactor waits in ``select`` on its socket and on a pipe that its
+outgoing queue rings on every put. Idle associations wake as rarely as before;
+nothing else in pynetdicom changes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import select
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from pynetdicom import association, dul
 
 _REACTOR_SLEEP = 0.001  # the idle sleep of Association._run_reactor and DULServiceProvider
-_STEP = 0.0001  # how often the DUL looks for a primitive to send while traffic flows
-_BUSY_WINDOW = 0.1  # seconds after the last wake-up with work that count as traffic
 
 
 class _ReactorClock:
@@ -58,31 +61,61 @@ def _wait_for_message(assoc: association.Association, seconds: float) -> None:
             messages.not_empty.wait(seconds)
 
 
+@dataclass
+class _Doorbell:
+    """A pipe the DUL sleeps on next to its socket; ringing it means "a primitive is queued"."""
+
+    read_fd: int
+    write_fd: int
+
+    def ring(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.write_fd, b"!")
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self.read_fd, 64):
+                pass
+
+
+def _doorbell(provider: dul.DULServiceProvider) -> _Doorbell:
+    """The provider's doorbell, fitted on first use: its outgoing queue rings it on every put."""
+    bell: _Doorbell | None = getattr(provider, "_pacs_doorbell", None)
+    if bell is not None:
+        return bell
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    bell = _Doorbell(read_fd, write_fd)
+    weakref.finalize(provider, os.close, read_fd)
+    weakref.finalize(provider, os.close, write_fd)
+    outgoing = provider.to_provider_queue
+    plain_put = outgoing.put
+
+    def put(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        plain_put(item, block, timeout)
+        bell.ring()
+
+    # Same queue object (nothing queued before or during the swap is lost); only its put rings.
+    outgoing.put = put  # type: ignore[method-assign]
+    provider._pacs_doorbell = bell  # type: ignore[attr-defined]
+    return bell
+
+
 def _wait_for_traffic(provider: dul.DULServiceProvider, seconds: float) -> None:
     wrapped = getattr(provider, "socket", None)
     sock = getattr(wrapped, "socket", None)
     if sock is None:
         time.sleep(seconds)
         return
-    now = time.monotonic()
-    last_work: float = getattr(provider, "_pacs_last_work", 0.0)
-    step = _STEP if now - last_work < _BUSY_WINDOW else seconds
-    deadline = now + seconds
-    outgoing = provider.to_provider_queue
-    while True:
-        if outgoing.queue:
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        try:
-            readable, _, _ = select.select([sock], [], [], min(step, remaining))
-        except (OSError, ValueError):  # socket closed under us: sleep, then let the reactor notice
-            time.sleep(seconds)
-            return
-        if readable:
-            break
-    provider._pacs_last_work = time.monotonic()  # type: ignore[attr-defined]
+    bell = _doorbell(provider)
+    if provider.to_provider_queue.queue:
+        return
+    try:
+        readable, _, _ = select.select([sock, bell.read_fd], [], [], seconds)
+    except (OSError, ValueError):  # socket closed under us: sleep, then let the reactor notice
+        time.sleep(seconds)
+        return
+    if bell.read_fd in readable:
+        bell.drain()
 
 
 def install() -> None:
