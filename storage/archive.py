@@ -21,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -199,6 +200,24 @@ class Archive:
             self.db.write(lambda s: audit.append(s, record))
         except IndexUnavailable:
             log.error("audit entry not written, index unavailable: %s", record)
+
+    def record_once(self, record: AuditRecord, window: timedelta) -> bool:
+        """Append *record* unless the actor has a like entry (action, outcome, study, series) within *window*.
+
+        For reads that come in bursts, e.g. the viewer scrolling a CT series image by image: one entry
+        per actor, series and window says who looked at the series and when it started. Returns True
+        when an entry was written. The log is the only state (no per-process cache), so every HTTP
+        replica sees the same entries.
+        """
+        since = datetime.now(UTC) - window
+        try:
+            with self.db.read_session() as session:
+                if audit.seen_since(session, record, since):
+                    return False
+            return self.db.write(lambda s: audit.append_unless_seen(s, record, since)) is not None
+        except IndexUnavailable:
+            log.error("audit entry not written, index unavailable: %s", record)
+            return False
 
     # -- retrieval ---------------------------------------------------------------
 

@@ -53,8 +53,8 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we write is UTC.
+def utc(moment: datetime) -> datetime:
+    """*moment* as an aware UTC datetime (SQLite hands back naive ones; everything we write is UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -76,7 +76,7 @@ def _entry_hash(prev_hash: str, event: AuditEvent) -> str:
 def _hash_fields(prev_hash: str, **fields: Any) -> str:
     payload = {
         "prev": prev_hash,
-        "at": _utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
+        "at": utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
         "actor": fields["actor"],
         "address": fields["actor_address"],
         "action": fields["action"],
@@ -90,9 +90,43 @@ def _hash_fields(prev_hash: str, **fields: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def actor_label(actor: Actor) -> str:
+    """How an actor is written in the log (and on records it authors): ``kind:name``."""
+    return f"{actor.kind}:{actor.name}"
+
+
 def append(session: Session, record: AuditRecord) -> int:
     """Chain *record* onto the log inside the caller's transaction; return the entry's id."""
     return append_to(session.connection(), record)
+
+
+def seen_since(conn: Connection | Session, record: AuditRecord, since: datetime) -> bool:
+    """True when the log has an entry like *record* since *since*.
+
+    Like = same actor, action, outcome, study and series (the instance may differ).
+    """
+    found = conn.execute(
+        select(_EVENTS.c.id)
+        .where(
+            _EVENTS.c.occurred_at >= since,
+            _EVENTS.c.study_instance_uid == record.study_instance_uid,
+            _EVENTS.c.series_instance_uid == record.series_instance_uid,
+            _EVENTS.c.action == record.action,
+            _EVENTS.c.actor == actor_label(record.actor),
+            _EVENTS.c.outcome == record.outcome,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def append_unless_seen(session: Session, record: AuditRecord, since: datetime) -> int | None:
+    """Chain *record* unless :func:`seen_since`; checked under the chain lock, so concurrent calls append once."""
+    conn = session.connection()
+    conn.execute(_LOCK_HEAD)
+    if seen_since(conn, record, since):
+        return None
+    return append_to(conn, record)
 
 
 def append_to(conn: Connection, record: AuditRecord) -> int:
@@ -100,7 +134,7 @@ def append_to(conn: Connection, record: AuditRecord) -> int:
     prev_hash = conn.execute(_LOCK_HEAD).scalar_one()
     fields: dict[str, Any] = {
         "occurred_at": datetime.now(UTC),
-        "actor": f"{record.actor.kind}:{record.actor.name}",
+        "actor": actor_label(record.actor),
         "actor_address": record.actor.address,
         "action": record.action,
         "outcome": record.outcome,
