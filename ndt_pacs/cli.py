@@ -81,13 +81,20 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Fixity: re-hash every stored object against the index."""
     from storage.factory import open_archive
-    from storage.fixity import verify_objects
+    from storage.fixity import find_orphans, verify_objects
 
     archive = open_archive(_storage_settings(args))
     report = verify_objects(archive)
     for problem in report.problems:
         print(f"FAILED: {problem}")
     print(f"{report.checked} objects checked, {len(report.problems)} problems")
+    orphans = find_orphans(archive, remove=args.sweep_orphans)
+    for key in orphans.found:
+        print(f"{'removed' if key in orphans.removed else 'orphan'}: {key}")
+    print(
+        f"{len(orphans.found)} unindexed objects (failed stores) older than an hour"
+        + (f", {len(orphans.removed)} removed" if args.sweep_orphans else "; remove them with --sweep-orphans")
+    )
     return 0 if not report.problems else 1
 
 
@@ -229,8 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, help="write Part 10 files to this directory instead of pushing")
     demo.set_defaults(func=cmd_demo)
 
-    verify = sub.add_parser("verify", help="fixity: re-hash objects against the index")
+    verify = sub.add_parser("verify", help="fixity: re-hash objects against the index, list unindexed objects")
     data_dir(verify)
+    verify.add_argument(
+        "--sweep-orphans",
+        action="store_true",
+        help="remove objects older than an hour that no index row names (left by failed stores)",
+    )
     verify.set_defaults(func=cmd_verify)
 
     peer = sub.add_parser("peer", help="known DICOM peers").add_subparsers(dest="peer_command", required=True)

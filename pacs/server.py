@@ -13,6 +13,7 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, _config, evt
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
+from pacs import reactor
 from pacs.handlers.commitment import CommitmentService
 from pacs.handlers.echo import handle_echo
 from pacs.handlers.find import handle_find
@@ -57,6 +58,7 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
 
 def build_ae(settings: DicomSettings) -> AE:
     """The application entity with every presentation context we accept as SCP."""
+    reactor.install()  # event-driven idle waits instead of pynetdicom's 1 ms polling
     _config.STORE_RECV_CHUNKED_DATASET = True  # spool data sets to disk as they arrive
     _config.STORE_SEND_CHUNKED_DATASET = True  # C-GET/C-MOVE send stored files as they are, streamed
     ae = AE(ae_title=settings.ae_title)

@@ -21,22 +21,21 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from storage import audit
-from storage.attributes import Level, attributes_at, extract, join_multi, split_multi
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
-from storage.dicomfile import ReceivedFile, read_received_file
-from storage.diconde.indications import read_indications
+from storage.dicomfile import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
-from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
+from storage.indexing import Identity, IndexValues, IndexWriter, ReceivedObject, StoreOutcome, StoreResult
+from storage.models import Instance
 from storage.objects import CHUNK, FileObjectStore, ObjectStore
 from storage.query import Match, Query, run_query
 from storage.retrieve import StoredInstance, iter_object, list_instances, open_object
@@ -45,29 +44,6 @@ from storage.uids import object_key, require_uid
 log = logging.getLogger(__name__)
 
 BULK_DATA_THRESHOLD = 4096
-
-
-class StoreOutcome(StrEnum):
-    """What a store did."""
-
-    STORED = "stored"
-    DUPLICATE = "duplicate"
-    NEW_VERSION = "new_version"
-
-
-@dataclass(frozen=True)
-class StoreResult:
-    """The durable, indexed result of one store."""
-
-    outcome: StoreOutcome
-    sop_class_uid: str
-    sop_instance_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-    version: int
-    sha256: str
-    size: int
-    object_key: str
 
 
 class CommitmentFailure(StrEnum):
@@ -89,17 +65,9 @@ class CommitmentCheck:
     reason: str
 
 
-@dataclass(frozen=True)
-class _Identity:
-    sop_class_uid: str
-    sop_instance_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-
-
-def _identity(ds: Dataset) -> _Identity:
+def _identity(ds: Dataset) -> Identity:
     """The four required UIDs, validated (PS3.5 §9.1); mismatched file meta is rejected."""
-    identity = _Identity(
+    identity = Identity(
         sop_class_uid=require_uid("SOPClassUID", ds.get("SOPClassUID")),
         sop_instance_uid=require_uid("SOPInstanceUID", ds.get("SOPInstanceUID")),
         study_instance_uid=require_uid("StudyInstanceUID", ds.get("StudyInstanceUID")),
@@ -125,39 +93,6 @@ def header_json(ds: Dataset) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def _apply(row: Any, level: Level, ds: Dataset) -> bool:
-    """Copy the non-empty values of *level*'s attributes from *ds* onto *row*."""
-    changed = False
-    for attribute in attributes_at(level):
-        if attribute.derived:
-            continue
-        value = extract(ds, attribute)
-        if value is None or value == "":
-            continue
-        name = attribute.column.key
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
-    return changed
-
-
-def _index_indications(session: Session, instance: Instance, ds: Dataset, *, replace: bool) -> None:
-    """Index the served version's Indication Sequence items (DICONDE 0014,2012), replacing older rows."""
-    if replace:
-        session.execute(delete(Indication).where(Indication.instance_id == instance.id))
-    for values in read_indications(ds):
-        session.add(
-            Indication(
-                instance_id=instance.id,
-                indication_number=values.number,
-                indication_label=values.label,
-                indication_type=values.types,
-                indication_disposition=values.disposition,
-                indication_description=values.description,
-            )
-        )
-
-
 class Archive:
     """Objects + index + audit, behind one interface used by every protocol adapter."""
 
@@ -174,6 +109,7 @@ class Archive:
         self.spool_dir = spool_dir
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.max_results = max_results
+        self.indexer = IndexWriter()
 
     # -- ingest ----------------------------------------------------------------
 
@@ -200,217 +136,37 @@ class Archive:
         try:
             received = read_received_file(path)
             identity = _identity(received.dataset)
+            values = IndexValues.of(received.dataset)
             header = header_json(received.dataset)
         except InvalidInstance as exc:
             self._audit_rejection(actor, str(exc), path)
             raise
-        key = object_key(
-            identity.study_instance_uid,
-            identity.series_instance_uid,
-            identity.sop_instance_uid,
-            received.sha256,
-        )
-        # Content-addressed key: writing it before we know whether the bytes are a
-        # duplicate is harmless (same key, same bytes) and saves a round trip.
-        self.objects.put_file(key, path, move=move)
-        try:
-            result = self.db.write(lambda s: self._index(s, actor, identity, received, header, key))
-        except Exception:
-            self._discard_unindexed(key)
-            raise
-        if result.object_key != key:  # a duplicate archived earlier under another study/series
-            self._discard_unindexed(key)
-        return result
-
-    def _discard_unindexed(self, key: str) -> None:
-        """Compensate a failed index transaction: remove the object unless it is indexed."""
-        try:
-            with self.db.read_session() as session:
-                indexed = session.scalar(select(InstanceVersion.id).where(InstanceVersion.object_key == key))
-        except ArchiveError:
-            log.warning("index unreachable: object %s left orphaned for `pacs verify`", key)
-            return
-        if indexed is None:
-            try:
-                self.objects.delete(key)
-            except ArchiveError:
-                log.warning("could not remove unindexed object %s", key)
-
-    def _index(
-        self,
-        session: Session,
-        actor: Actor,
-        identity: _Identity,
-        received: ReceivedFile,
-        header: str,
-        key: str,
-    ) -> StoreResult:
-        with session.no_autoflush:
-            return self._index_rows(session, actor, identity, received, header, key)
-
-    def _index_rows(
-        self,
-        session: Session,
-        actor: Actor,
-        identity: _Identity,
-        received: ReceivedFile,
-        header: str,
-        key: str,
-    ) -> StoreResult:
-        ds = received.dataset
-        # Row locks (PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE) make the
-        # read-modify-write of versions and aggregate counters safe under READ COMMITTED.
-        instance = session.scalars(
-            select(Instance).where(Instance.sop_instance_uid == identity.sop_instance_uid).with_for_update()
-        ).one_or_none()
-        if instance is not None:
-            versions = session.execute(
-                select(InstanceVersion.version, InstanceVersion.sha256, InstanceVersion.object_key).where(
-                    InstanceVersion.instance_id == instance.id
-                )
-            ).all()
-            for number, digest, stored_key in versions:
-                if digest == received.sha256:  # these bytes are already archived
-                    self._audit_store(session, actor, identity, StoreOutcome.DUPLICATE, received, number)
-                    return self._result(StoreOutcome.DUPLICATE, identity, received, number, stored_key)
-            version = max(number for number, _, _ in versions) + 1
-            outcome = StoreOutcome.NEW_VERSION
-        else:
-            version = 1
-            outcome = StoreOutcome.STORED
-
-        series = self._upsert_series(session, ds, identity)
-        if instance is None:
-            instance = Instance(sop_instance_uid=identity.sop_instance_uid, series_id=series.id)
-            series.number_of_instances += 1
-            session.get_one(Study, series.study_id).number_of_instances += 1
-        elif instance.series_id != series.id:
-            old = session.get_one(Series, instance.series_id)
-            old.number_of_instances -= 1
-            session.get_one(Study, old.study_id).number_of_instances -= 1
-            instance.series_id = series.id
-            series.number_of_instances += 1
-            session.get_one(Study, series.study_id).number_of_instances += 1
-        _apply(instance, Level.IMAGE, ds)
-        instance.sop_class_uid = identity.sop_class_uid
-        instance.transfer_syntax_uid = received.transfer_syntax_uid
-        instance.version = version
-        instance.object_key = key
-        instance.size_bytes = received.size
-        instance.sha256 = received.sha256
-        instance.header_json = header
-        instance.storage_state = "stored"
-        instance.received_at = utcnow()
-        session.add(instance)
-        session.flush()
-        _index_indications(session, instance, ds, replace=outcome is StoreOutcome.NEW_VERSION)
-        session.add(
-            InstanceVersion(
-                instance_id=instance.id,
-                version=version,
-                object_key=key,
-                size_bytes=received.size,
-                sha256=received.sha256,
-                transfer_syntax_uid=received.transfer_syntax_uid,
-                received_by=f"{actor.kind}:{actor.name}",
-            )
-        )
-        self._audit_store(session, actor, identity, outcome, received, version)
-        return self._result(outcome, identity, received, version, key)
-
-    def _upsert_series(self, session: Session, ds: Dataset, identity: _Identity) -> Series:
-        component_id = str(ds.get("PatientID", "") or "")[:64]
-        component = session.scalars(
-            select(Component).where(Component.patient_id == component_id).with_for_update()
-        ).one_or_none()
-        if component is None:
-            component = Component(patient_id=component_id, number_of_studies=0)
-            session.add(component)
-        if _apply(component, Level.PATIENT, ds):
-            component.updated_at = utcnow()
-        if component.id is None:
-            session.flush()
-
-        study = session.scalars(
-            select(Study).where(Study.study_instance_uid == identity.study_instance_uid).with_for_update()
-        ).one_or_none()
-        if study is None:
-            study = Study(
-                study_instance_uid=identity.study_instance_uid,
-                component_id=component.id,
-                modalities_in_study="",
-                number_of_series=0,
-                number_of_instances=0,
-            )
-            session.add(study)
-            component.number_of_studies += 1
-        if _apply(study, Level.STUDY, ds):
-            study.updated_at = utcnow()
-        if study.id is None:
-            session.flush()
-
-        series = session.scalars(
-            select(Series).where(Series.series_instance_uid == identity.series_instance_uid).with_for_update()
-        ).one_or_none()
-        if series is None:
-            series = Series(
-                series_instance_uid=identity.series_instance_uid,
-                study_id=study.id,
-                number_of_instances=0,
-            )
-            session.add(series)
-            study.number_of_series += 1
-        if _apply(series, Level.SERIES, ds):
-            series.updated_at = utcnow()
-        modalities = split_multi(study.modalities_in_study)
-        if series.modality and series.modality not in modalities:
-            study.modalities_in_study = join_multi([*modalities, series.modality])
-        if series.id is None:
-            session.flush()
-        return series
-
-    @staticmethod
-    def _result(
-        outcome: StoreOutcome, identity: _Identity, received: ReceivedFile, version: int, key: str
-    ) -> StoreResult:
-        return StoreResult(
-            outcome=outcome,
-            sop_class_uid=identity.sop_class_uid,
-            sop_instance_uid=identity.sop_instance_uid,
-            study_instance_uid=identity.study_instance_uid,
-            series_instance_uid=identity.series_instance_uid,
-            version=version,
+        stored = ReceivedObject(
+            key=object_key(
+                identity.study_instance_uid,
+                identity.series_instance_uid,
+                identity.sop_instance_uid,
+                received.sha256,
+            ),
             sha256=received.sha256,
             size=received.size,
-            object_key=key,
+            transfer_syntax_uid=received.transfer_syntax_uid,
+            header_json=header,
         )
-
-    @staticmethod
-    def _audit_store(
-        session: Session,
-        actor: Actor,
-        identity: _Identity,
-        outcome: StoreOutcome,
-        received: ReceivedFile,
-        version: int,
-    ) -> None:
-        audit.append(
-            session,
-            AuditRecord(
-                actor=actor,
-                action="store",
-                outcome="success" if outcome is StoreOutcome.STORED else outcome.value,
-                study_instance_uid=identity.study_instance_uid,
-                series_instance_uid=identity.series_instance_uid,
-                sop_instance_uid=identity.sop_instance_uid,
-                detail={
-                    "sha256": received.sha256,
-                    "size": received.size,
-                    "version": version,
-                    "transfer_syntax": received.transfer_syntax_uid,
-                },
-            ),
-        )
+        # The key is content-addressed: writing it before we know whether the bytes are
+        # a duplicate is harmless (same key, same bytes), and it is never deleted here.
+        # When the index transaction fails the object stays unindexed (never served) and
+        # `pacs verify --sweep-orphans` removes it later: deleting it now could remove
+        # the object a concurrent store of the same bytes is about to acknowledge.
+        self.objects.put_file(stored.key, path, move=move)
+        try:
+            result, known = self.db.write_core(lambda c: self.indexer.index(c, actor, identity, values, stored))
+        except Exception:
+            self.indexer.forget(identity.series_instance_uid)
+            log.warning("object %s left unindexed after a failed index transaction", stored.key)
+            raise
+        self.indexer.remember(identity.series_instance_uid, known)
+        return result
 
     def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:
         detail: dict[str, Any] = {"reason": reason[:500]}
@@ -444,6 +200,24 @@ class Archive:
             self.db.write(lambda s: audit.append(s, record))
         except IndexUnavailable:
             log.error("audit entry not written, index unavailable: %s", record)
+
+    def record_once(self, record: AuditRecord, window: timedelta) -> bool:
+        """Append *record* unless the actor has a like entry (action, outcome, study, series) within *window*.
+
+        For reads that come in bursts, e.g. the viewer scrolling a CT series image by image: one entry
+        per actor, series and window says who looked at the series and when it started. Returns True
+        when an entry was written. The log is the only state (no per-process cache), so every HTTP
+        replica sees the same entries.
+        """
+        since = datetime.now(UTC) - window
+        try:
+            with self.db.read_session() as session:
+                if audit.seen_since(session, record, since):
+                    return False
+            return self.db.write(lambda s: audit.append_unless_seen(s, record, since)) is not None
+        except IndexUnavailable:
+            log.error("audit entry not written, index unavailable: %s", record)
+            return False
 
     # -- retrieval ---------------------------------------------------------------
 

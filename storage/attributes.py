@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache, cached_property
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -49,7 +50,7 @@ class IndexedAttribute:
         """The attribute's Value Representation (PS3.6)."""
         return str(dictionary_VR(tag_for_keyword(self.keyword)))  # type: ignore[arg-type]
 
-    @property
+    @cached_property
     def tag(self) -> int:
         """The attribute's tag as an integer."""
         return int(tag_for_keyword(self.keyword))  # type: ignore[arg-type]
@@ -116,6 +117,7 @@ UNIQUE_KEYS: dict[Level, str] = {
 }
 
 
+@cache
 def attributes_at(level: Level) -> tuple[IndexedAttribute, ...]:
     """The indexed attributes stored at *level* itself."""
     return tuple(a for a in ATTRIBUTES if a.level is level)
@@ -139,7 +141,9 @@ FALLBACK_READERS: list[Callable[[Dataset, str], Any]] = []
 
 def extract(ds: Dataset, attribute: IndexedAttribute) -> Any:
     """The value of *attribute* in *ds*, converted for its index column (None when absent)."""
-    value = ds.get(attribute.keyword)
+    # Look the tag up among the parsed elements first: most indexed attributes are absent
+    # from any one file, and asking pydicom by keyword for an absent one is slow.
+    value = ds[attribute.tag].value if attribute.tag in ds.keys() else None  # noqa: SIM118
     if value is None or value == "":
         for reader in FALLBACK_READERS:
             value = reader(ds, attribute.keyword)

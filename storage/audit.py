@@ -13,14 +13,22 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
+_LOCK_HEAD = select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_MOVE_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=bindparam("event_id"), last_hash=bindparam("hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -45,50 +53,100 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we write is UTC.
+def utc(moment: datetime) -> datetime:
+    """*moment* as an aware UTC datetime (SQLite hands back naive ones; everything we write is UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _entry_hash(prev_hash: str, event: AuditEvent) -> str:
+    return _hash_fields(
+        prev_hash,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        actor_address=event.actor_address,
+        action=event.action,
+        outcome=event.outcome,
+        study_instance_uid=event.study_instance_uid,
+        series_instance_uid=event.series_instance_uid,
+        sop_instance_uid=event.sop_instance_uid,
+        detail=event.detail,
+    )
+
+
+def _hash_fields(prev_hash: str, **fields: Any) -> str:
     payload = {
         "prev": prev_hash,
-        "at": _utc(event.occurred_at).isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "address": event.actor_address,
-        "action": event.action,
-        "outcome": event.outcome,
-        "study": event.study_instance_uid,
-        "series": event.series_instance_uid,
-        "sop": event.sop_instance_uid,
-        "detail": event.detail,
+        "at": utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
+        "actor": fields["actor"],
+        "address": fields["actor_address"],
+        "action": fields["action"],
+        "outcome": fields["outcome"],
+        "study": fields["study_instance_uid"],
+        "series": fields["series_instance_uid"],
+        "sop": fields["sop_instance_uid"],
+        "detail": fields["detail"],
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def append(session: Session, record: AuditRecord) -> AuditEvent:
-    """Chain *record* onto the log inside the caller's transaction."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
-    actor = f"{record.actor.kind}:{record.actor.name}"
-    event = AuditEvent(
-        occurred_at=datetime.now(UTC),
-        actor=actor,
-        actor_address=record.actor.address,
-        action=record.action,
-        outcome=record.outcome,
-        study_instance_uid=record.study_instance_uid,
-        series_instance_uid=record.series_instance_uid,
-        sop_instance_uid=record.sop_instance_uid,
-        detail=json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
-        prev_hash=head.last_hash,
-    )
-    event.hash = _entry_hash(head.last_hash, event)
-    session.add(event)
-    session.flush()
-    head.last_event_id = event.id
-    head.last_hash = event.hash
-    return event
+def actor_label(actor: Actor) -> str:
+    """How an actor is written in the log (and on records it authors): ``kind:name``."""
+    return f"{actor.kind}:{actor.name}"
+
+
+def append(session: Session, record: AuditRecord) -> int:
+    """Chain *record* onto the log inside the caller's transaction; return the entry's id."""
+    return append_to(session.connection(), record)
+
+
+def seen_since(conn: Connection | Session, record: AuditRecord, since: datetime) -> bool:
+    """True when the log has an entry like *record* since *since*.
+
+    Like = same actor, action, outcome, study and series (the instance may differ).
+    """
+    found = conn.execute(
+        select(_EVENTS.c.id)
+        .where(
+            _EVENTS.c.occurred_at >= since,
+            _EVENTS.c.study_instance_uid == record.study_instance_uid,
+            _EVENTS.c.series_instance_uid == record.series_instance_uid,
+            _EVENTS.c.action == record.action,
+            _EVENTS.c.actor == actor_label(record.actor),
+            _EVENTS.c.outcome == record.outcome,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def append_unless_seen(session: Session, record: AuditRecord, since: datetime) -> int | None:
+    """Chain *record* unless :func:`seen_since`; checked under the chain lock, so concurrent calls append once."""
+    conn = session.connection()
+    conn.execute(_LOCK_HEAD)
+    if seen_since(conn, record, since):
+        return None
+    return append_to(conn, record)
+
+
+def append_to(conn: Connection, record: AuditRecord) -> int:
+    """:func:`append` on a Core connection (the ingest hot path)."""
+    prev_hash = conn.execute(_LOCK_HEAD).scalar_one()
+    fields: dict[str, Any] = {
+        "occurred_at": datetime.now(UTC),
+        "actor": actor_label(record.actor),
+        "actor_address": record.actor.address,
+        "action": record.action,
+        "outcome": record.outcome,
+        "study_instance_uid": record.study_instance_uid,
+        "series_instance_uid": record.series_instance_uid,
+        "sop_instance_uid": record.sop_instance_uid,
+        "detail": json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
+    }
+    entry_hash = _hash_fields(prev_hash, **fields)
+    event_id = conn.execute(_INSERT_EVENT, {**fields, "prev_hash": prev_hash, "hash": entry_hash}).scalar_one()
+    conn.execute(_MOVE_HEAD, {"event_id": event_id, "hash": entry_hash})
+    return int(event_id)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,14 +91,30 @@ class Database:
             raise IndexUnavailable(f"index database unavailable: {exc.orig or exc}") from exc
 
     def write(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
-        """Run *work* in one write transaction and commit; retry transient conflicts.
+        """Run *work* in one write transaction (an ORM session) and commit; retry transient conflicts.
 
         *work* must be safe to re-run (it is called again after a rollback).
         """
+
+        def in_session() -> T:
+            with self._write() as session, session.begin():
+                return work(session)
+
+        return self._retrying(in_session, attempts)
+
+    def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
+        """:meth:`write` on a plain Core connection: no ORM session (the ingest hot path)."""
+
+        def in_connection() -> T:
+            with self._write_engine.begin() as conn:
+                return work(conn)
+
+        return self._retrying(in_connection, attempts)
+
+    def _retrying(self, transaction: Callable[[], T], attempts: int) -> T:
         for attempt in range(1, attempts + 1):
             try:
-                with self._write() as session, session.begin():
-                    return work(session)
+                return transaction()
             except IntegrityError:
                 # A concurrent writer inserted the same component/study/series
                 # first: re-run, the second pass finds the row.

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -173,6 +174,38 @@ class InstanceVersion(Base):
     transfer_syntax_uid: Mapped[str] = mapped_column(Text)
     received_by: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Annotation(Base):
+    """A measurement kept on an image: geometry in image pixels, never inside the pixels (DESIGN.md).
+
+    Annotations are evidence that evaluations build on: rows are never deleted or edited;
+    withdrawing one records who and when. Creation and withdrawal are audited in the same
+    transaction (:mod:`storage.annotations`).
+    """
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)  # (0008,0018) UI of the annotated image
+    instance_version: Mapped[int] = mapped_column(Integer)  # the instance version it was drawn on
+    frame_number: Mapped[int] = mapped_column(Integer)  # 1-based, as in PS3.18 frame lists
+    kind: Mapped[str] = mapped_column(String(16))  # length, angle, rect, ellipse, profile
+    geometry: Mapped[str] = mapped_column(Text)  # JSON {"points": [[x, y], ...]}, image pixel coordinates
+    value: Mapped[float] = mapped_column(Float)  # computed by the archive from geometry and spacing
+    unit: Mapped[str] = mapped_column(String(8))  # mm, px, deg, mm2, px2
+    text: Mapped[str] = mapped_column(Text, default="")  # the measurement as the viewer showed it
+    spacing_attribute: Mapped[str | None] = mapped_column(Text)  # PixelSpacing, ImagerPixelSpacing, ...
+    spacing_row_mm: Mapped[float | None] = mapped_column(Float)
+    spacing_column_mm: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(Text)  # "kind:name" like the audit log's actor
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_by: Mapped[str | None] = mapped_column(Text)
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Peer(Base):

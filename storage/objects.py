@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -40,6 +41,9 @@ class ObjectStore(Protocol):
 
     def check(self) -> bool:
         """True when the store is reachable and writable."""
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored key with its last-modified time (UTC), in no particular order."""
 
 
 def read_bytes(store: ObjectStore, key: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -82,14 +86,23 @@ class FileObjectStore:
         self._known_dirs.add(directory)
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
-        """Durably place *path* at *key*: fsync data, rename into place, fsync the directory."""
+        """Durably place *path* at *key*: file data and directory entry are fsynced before returning."""
         target = self._path(key)
         try:
             self._ensure_dir(target.parent)
             if move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
-                with open(path, "rb") as src:
-                    os.fsync(src.fileno())
+                # Rename first, then fsync the file and its directory: on a journaling file
+                # system the file's fsync then commits the rename too, and the directory
+                # fsync finds nothing left to do (one journal commit instead of two). A crash
+                # before the fsync can leave an incomplete file under the key, but nothing is
+                # indexed before put_file returns: it is an orphan that a resend replaces and
+                # `pacs verify --sweep-orphans` removes.
                 os.replace(path, target)
+                fd = os.open(target, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             else:
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
                 try:
@@ -161,3 +174,15 @@ class FileObjectStore:
     def check(self) -> bool:
         """True when the root directory exists and is writable."""
         return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every object file under the root (temporary ``.put-`` files of interrupted writes included)."""
+        try:
+            for directory, _dirs, files in os.walk(self.root):
+                for name in files:
+                    path = Path(directory) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                        yield path.relative_to(self.root).as_posix(), modified
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list objects: {exc.strerror or exc}") from exc

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
@@ -148,6 +149,13 @@ class S3ObjectStore:
         With *move* the local file is removed after the upload succeeded.
         """
         name = self._name(key)
+        if self._has_object(key, os.stat(path).st_size):
+            # Keys are content-addressed (the SHA-256 is part of the key): a resend of
+            # bytes already uploaded needs no second upload.
+            if move:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            return
         try:
             self.client.fput_object(
                 self.bucket,
@@ -209,6 +217,12 @@ class S3ObjectStore:
         except _TRANSPORT_ERRORS as exc:
             raise StorageUnavailable(f"cannot stat object {key} in S3: {exc}") from exc
 
+    def _has_object(self, key: str, size: int) -> bool:
+        try:
+            return int(self._stat(key).size) == size
+        except NotFound:
+            return False
+
     def size(self, key: str) -> int:
         """Size of the stored object in bytes."""
         return int(self._stat(key).size)
@@ -227,6 +241,17 @@ class S3ObjectStore:
             self.client.remove_object(self.bucket, self._name(key))
         except _TRANSPORT_ERRORS as exc:
             raise StorageUnavailable(f"cannot delete object {key} from S3: {exc}") from exc
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every object under the store's prefix with its last-modified time."""
+        try:
+            for item in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
+                if item.object_name is None or item.is_dir:
+                    continue
+                modified = item.last_modified or datetime.now(UTC)
+                yield item.object_name[len(self.prefix) :], modified
+        except _TRANSPORT_ERRORS as exc:
+            raise StorageUnavailable(f"cannot list objects in S3: {exc}") from exc
 
     def check(self) -> bool:
         """True when the service answers and the bucket exists."""

@@ -81,6 +81,7 @@ def test_fixity_finds_a_changed_object(archive: Archive, tmp_path: Path) -> None
     data = bytearray(read_bytes(archive.objects, result.object_key))
     data[-1] ^= 0xFF
     (tmp_path / "tampered.dcm").write_bytes(bytes(data))
+    archive.objects.delete(result.object_key)  # an S3 store does not re-upload an existing key
     archive.objects.put_file(result.object_key, tmp_path / "tampered.dcm")  # file store or S3
     report = verify_objects(archive)
     assert report.checked == 1

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pydicom
 import pytest
 
 from storage.demo import generate_demo
@@ -140,10 +143,11 @@ def test_find_serial_open_radiograph_window_level_and_measure(page: Any) -> None
     shot(page, "04-viewer-measure")
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "viewer.png"), type="png", scale="css")
-    # measurements are kept per image across a reload
+    # measurements are kept on the image in the archive, across a reload
+    page.wait_for_selector(".annotations li[data-id]")
     page.reload()
-    page.wait_for_selector(".viewer-root[data-loaded='full']", timeout=30_000)
-    assert page.locator(".annotations li").count() == 1
+    page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
+    assert page.locator(".annotations li[data-id]").count() >= 1
 
 
 def test_ct_stack_scrolls_frames(page: Any) -> None:
@@ -201,3 +205,119 @@ def test_demo_data_browses(page: Any) -> None:
     page.locator(".strip a").first.click()
     page.wait_for_selector(".viewer-root[data-loaded]", timeout=30_000)
     shot(page, "07-demo-image")
+
+
+def draw_length(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Draw a length measurement from image point *start* to *end* with the mouse."""
+    page.locator("canvas.view").focus()
+    page.keyboard.press("l")
+    a = page.evaluate(f"() => window.viewer.imageToClient({start[0]}, {start[1]})")
+    b = page.evaluate(f"() => window.viewer.imageToClient({end[0]}, {end[1]})")
+    page.mouse.move(a["x"], a["y"])
+    page.mouse.down()
+    page.mouse.move(b["x"], b["y"], steps=8)
+    page.mouse.up()
+
+
+def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer) -> None:
+    """A measurement drawn in one browser is there in another (a fresh context: no shared localStorage)."""
+    first = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server.http, bypass_csp=True)
+    page = first.new_page()
+    open_latest_radiograph(page)
+    page.wait_for_selector(".viewer-root[data-annotations='loaded']")
+    before = {
+        page.locator(".annotations li").nth(i).get_attribute("data-id")
+        for i in range(page.locator(".annotations li").count())
+    }
+    (x1, y1), (x2, y2) = MARKERS
+    draw_length(page, (x1 + 0.5, y1 + 0.5), (x2 + 0.5, y2 + 0.5))
+    page.wait_for_function(f"document.querySelectorAll('.annotations li[data-id]').length === {len(before) + 1}")
+    saved = page.locator(".annotations li[data-id]").last
+    annotation_id = saved.get_attribute("data-id")
+    assert annotation_id not in before
+    image_url = page.url
+    sop = image_url.rsplit("/", 1)[-1]
+    first.close()
+
+    second = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server.http, bypass_csp=True)
+    try:
+        page = second.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(image_url)
+        page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
+        assert page.evaluate("() => localStorage.length") == 0
+        again = page.locator(f".annotations li[data-id='{annotation_id}']")
+        text = again.locator(".value").inner_text()
+        assert re.match(r"50\.0\d mm \(ImagerPixelSpacing\)", text), text
+        assert "by http:127.0.0.1" in again.locator(".meta").inner_text()
+        shot(page, "08-measurement-kept")
+        # the archive measured it too, from the points and the image's spacing
+        kept = httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"]
+        mine = next(a for a in kept if str(a["id"]) == annotation_id)
+        assert mine["value"] == pytest.approx((x2 - x1) * SPACING_MM)
+        assert (mine["unit"], mine["spacing"]["attribute"]) == ("mm", "ImagerPixelSpacing")
+
+        # "Clear measurements" asks first: cancelled, nothing is withdrawn
+        count = page.locator(".annotations li[data-id]").count()
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.get_by_role("button", name="Clear measurements").click()
+        page.wait_for_timeout(300)
+        assert page.locator(".annotations li[data-id]").count() == count
+        # confirmed: every measurement on the image is withdrawn, and kept in the archive as withdrawn
+        questions: list[str] = []
+        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+        page.get_by_role("button", name="Clear measurements").click()
+        page.wait_for_function("document.querySelectorAll('.annotations li').length === 0")
+        assert "Withdraw all" in questions[0]
+        assert httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"] == []
+        withdrawn = httpx.get(f"{server.http}/api/images/{sop}/annotations?include_withdrawn=true").json()["items"]
+        assert str(annotation_id) in {str(a["id"]) for a in withdrawn if a["withdrawn"]}
+        page.reload()
+        page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
+        assert page.locator(".annotations li").count() == 0
+        assert not errors, errors
+    finally:
+        second.close()
+
+
+def test_measurement_that_cannot_be_kept_says_why(page: Any, server: RunningServer) -> None:
+    """The image gets a new version while it is open: the archive refuses the measurement, the viewer says so."""
+    page.goto(f"/#/component/{CT_SERIAL}")
+    page.locator("ol.timeline li a").first.click()
+    page.wait_for_selector(".strip a")
+    page.locator(".strip a").last.click()
+    page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
+    study, series, sop = page.url.split("#/image/")[1].split("/")
+    # another client re-sends the slice with a changed attribute: version 2
+    wado = httpx.get(
+        f"{server.http}/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        headers={"Accept": "application/dicom"},
+    )
+    ds = pydicom.dcmread(BytesIO(wado.content))
+    ds.ImageComments = "re-sent by the CT station"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    boundary = "annotationtestboundary"
+    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + out.getvalue()
+    body += f"\r\n--{boundary}--\r\n".encode()
+    stored = httpx.post(
+        f"{server.http}/dicom-web/studies",
+        content=body,
+        headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+    )
+    assert stored.status_code == 200, stored.text
+    draw_length(page, (16, 32), (48, 32))
+    notice = page.locator(".side .notice")
+    notice.wait_for(state="visible")
+    assert "Measurement not saved" in notice.inner_text()
+    assert "the image changed" in notice.inner_text()
+    assert page.locator(".annotations li").count() == 0
+    shot(page, "09-measurement-refused")
+    # after a reload the viewer shows version 2, and measuring works again
+    page.reload()
+    page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
+    draw_length(page, (16, 32), (48, 32))
+    page.wait_for_selector(".annotations li[data-id]")
+    assert page.locator(".side .notice").is_hidden()
+    assert httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"][0]["instance_version"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -15,12 +15,11 @@ from viewer.app import create_app
 
 
 @contextmanager
-def http_server(archive: Archive) -> Iterator[str]:
-    """Serve *archive* on a free loopback port; yields the base URL."""
+def http_server(archive: Archive, *, permissions: Iterable[str] | None = None) -> Iterator[str]:
+    """Serve *archive* on a free loopback port (granting only *permissions* when given); yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(archive), host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
-    )
+    app = create_app(archive, permissions=permissions)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,13 +12,19 @@ from storage import __version__
 from storage.archive import Archive
 from viewer import ui
 from viewer.api import routes as api_routes
+from viewer.auth import check_permissions
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
 
-def create_app(archive: Archive) -> FastAPI:
-    """The HTTP application serving *archive*."""
+def create_app(archive: Archive, *, permissions: Iterable[str] | None = None) -> FastAPI:
+    """The HTTP application serving *archive*.
+
+    *permissions*: grant callers only these (see :data:`viewer.auth.PERMISSIONS`); every
+    permission when None (until accounts and roles exist).
+    """
     app = FastAPI(title="ndt-pacs", version=__version__, summary="NDT image archive (DICOM / DICONDE)")
     app.state.archive = archive
+    app.state.granted_permissions = None if permissions is None else check_permissions(permissions)
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> JSONResponse:

@@ -6,9 +6,10 @@ All string values are untrusted text from the stored files.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ComponentSummary(BaseModel):
@@ -159,6 +160,76 @@ class InstanceDetail(BaseModel):
     version: int
     pixels_url: str = Field(description="Template; replace {frame} (1-based)")
     tags: list[Tag]
+
+
+AnnotationKind = Literal["length", "angle", "rect", "ellipse", "profile"]
+
+
+class Point(BaseModel):
+    """A point in image pixel coordinates: x = column, y = row; pixel (c, r) covers [c, c+1) x [r, r+1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    x: float = Field(allow_inf_nan=False, description="0 (left edge) .. Columns (right edge)")
+    y: float = Field(allow_inf_nan=False, description="0 (top edge) .. Rows (bottom edge)")
+
+
+class AnnotationCreate(BaseModel):
+    """A measurement to keep on an image. The archive computes value and unit itself."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: AnnotationKind = Field(
+        description="length (2 points), angle (3 points, vertex in the middle), rect / ellipse "
+        "(2 opposite corners), profile (2 points)"
+    )
+    points: list[Point] = Field(min_length=2, max_length=3)
+    frame: int = Field(1, ge=1, le=1_000_000, description="1-based frame number")
+    text: str = Field("", max_length=500, description="The measurement as the viewer showed it (e.g. ROI statistics)")
+    label: str | None = Field(None, max_length=200)
+    note: str | None = Field(None, max_length=2000)
+    instance_version: int | None = Field(
+        None, ge=1, description="The image version it was drawn on (InstanceDetail.version); 409 if no longer served"
+    )
+
+
+class AnnotationWithdraw(BaseModel):
+    """Why an annotation is withdrawn (optional)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class AnnotationOut(BaseModel):
+    """A measurement kept on an image (never deleted: withdrawn ones say who withdrew them and when)."""
+
+    id: int
+    image_uid: str = Field(description="SOPInstanceUID of the image")
+    instance_version: int = Field(description="The image version it was drawn on")
+    frame: int
+    kind: AnnotationKind
+    points: list[Point]
+    value: float = Field(description="Computed by the archive: length, angle, area (rect/ellipse), profile length")
+    unit: str = Field(description="mm, px, deg, mm2 or px2")
+    text: str
+    spacing: Spacing | None = Field(description="The calibration the value used; null: pixels")
+    label: str | None = None
+    note: str | None = None
+    author: str
+    created_at: datetime
+    withdrawn: bool
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None
+    withdrawal_reason: str | None = None
+
+
+class AnnotationPage(BaseModel):
+    """The annotations of an image, oldest first."""
+
+    image_uid: str
+    version: int = Field(description="The image version served now")
+    items: list[AnnotationOut]
 
 
 class ApiError(BaseModel):

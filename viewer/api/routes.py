@@ -6,6 +6,8 @@ Queries go through :class:`storage.catalog.Catalog`; no SQL here.
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -14,14 +16,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydicom.datadict import dictionary_description, keyword_for_tag
 
+from storage.annotations import AnnotationConflict, AnnotationRecord, Annotations, Draft, InvalidAnnotation
 from storage.archive import Archive
 from storage.audit import AuditRecord
 from storage.catalog import MAX_PAGE, Catalog, InstanceRecord, Search, SearchLevel
 from storage.diconde.vocabulary import BY_KEYWORD as NDT_TERMS
 from storage.diconde.vocabulary import TERMS, vocabulary
 from storage.errors import ArchiveError, IndexUnavailable, InvalidQuery, NotFound, StorageUnavailable
+from storage.spacing import Spacing as PixelSpacing
+from storage.spacing import numbers, pixel_spacing
 from viewer.api import pixels
 from viewer.api.models import (
+    AnnotationCreate,
+    AnnotationOut,
+    AnnotationPage,
+    AnnotationWithdraw,
     ApiError,
     ComponentDetail,
     ComponentPage,
@@ -31,6 +40,7 @@ from viewer.api.models import (
     InspectionPage,
     InspectionSummary,
     InstanceDetail,
+    Point,
     SeriesSummary,
     Spacing,
     Tag,
@@ -41,6 +51,10 @@ from viewer.auth import SecuredRouter, request_actor, require
 router = SecuredRouter(prefix="/api", tags=["api"])
 READ = "studies:read"
 PIXELS = "images:read"
+ANNOTATE = "annotations:write"
+# Audit policy of the per-image reads the viewer makes while scrolling (details, raw frames,
+# annotations): one entry per actor, series and action in this window (see README, Audit).
+VIEW_AUDIT_WINDOW = timedelta(minutes=15)
 MAX_VALUE_CHARS = 2048
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ApiError, "description": "Bad parameter (the reason is in detail)"},
@@ -60,8 +74,10 @@ class ApiProblem(Exception):
 
 
 def _problem(exc: ArchiveError) -> ApiProblem:
-    if isinstance(exc, InvalidQuery):
+    if isinstance(exc, InvalidQuery | InvalidAnnotation):
         return ApiProblem(400, str(exc))
+    if isinstance(exc, AnnotationConflict):
+        return ApiProblem(409, str(exc))
     if isinstance(exc, NotFound):
         return ApiProblem(404, str(exc))
     if isinstance(exc, IndexUnavailable | StorageUnavailable):
@@ -79,6 +95,21 @@ def _audit(request: Request, action: str, outcome: str = "success", **fields: An
     _archive(request).record(
         AuditRecord(actor=request_actor(request), action=action, outcome=outcome, detail=detail, **fields)
     )
+
+
+def _audit_view(request: Request, action: str, study: str, series: str, sop: str, **detail: Any) -> None:
+    """Audit a per-image read once per actor, series and :data:`VIEW_AUDIT_WINDOW` (the viewer scrolls)."""
+    record = AuditRecord(
+        actor=request_actor(request),
+        action=action,
+        outcome="success",
+        study_instance_uid=study,
+        series_instance_uid=series,
+        sop_instance_uid=sop,
+        # The entry stands for this actor's reads of the series for window_s seconds from now.
+        detail={**detail, "window_s": int(VIEW_AUDIT_WINDOW.total_seconds())},
+    )
+    _archive(request).record_once(record, VIEW_AUDIT_WINDOW)
 
 
 # -- value mapping ------------------------------------------------------------------
@@ -141,34 +172,12 @@ def _first(header: dict[str, Any], tag: str) -> Any:
     return values[0] if values else None
 
 
-def _numbers(header: dict[str, Any], tag: str) -> list[float]:
-    out = []
-    for value in header.get(tag, {}).get("Value") or []:
-        try:
-            out.append(float(value))
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-SPACING_TAGS = (
-    ("PixelSpacing", "00280030"),
-    ("ImagerPixelSpacing", "00181164"),
-    ("NominalScannedPixelSpacing", "00182010"),
-)
-
-
-def _spacing(header: dict[str, Any]) -> Spacing | None:
-    """The first usable spacing, in the order of PS3.3 10.7.1.3 (calibrated before detector plane)."""
-    for keyword, tag in SPACING_TAGS:
-        values = _numbers(header, tag)
-        if len(values) >= 2 and values[0] > 0 and values[1] > 0:  # noqa: PLR2004
-            return Spacing(row_mm=values[0], column_mm=values[1], attribute=keyword)
-    return None
+def _spacing(spacing: PixelSpacing | None) -> Spacing | None:
+    return Spacing(**dataclasses.asdict(spacing)) if spacing else None
 
 
 def _windows(header: dict[str, Any]) -> list[Window]:
-    centers, widths = _numbers(header, "00281050"), _numbers(header, "00281051")
+    centers, widths = numbers(header, "00281050"), numbers(header, "00281051")
     explanations = header.get("00281055", {}).get("Value") or []
     return [
         Window(center=c, width=w, explanation=str(explanations[i]) if i < len(explanations) else None)
@@ -242,10 +251,10 @@ def _instance_detail(record: InstanceRecord) -> InstanceDetail:
         bits_stored=_first(h, "00280101"),
         signed=_first(h, "00280103") == 1,
         photometric=_first(h, "00280004"),
-        rescale_slope=(_numbers(h, "00281053") or [1.0])[0] or 1.0,
-        rescale_intercept=(_numbers(h, "00281052") or [0.0])[0],
+        rescale_slope=(numbers(h, "00281053") or [1.0])[0] or 1.0,
+        rescale_intercept=(numbers(h, "00281052") or [0.0])[0],
         windows=_windows(h),
-        spacing=_spacing(h),
+        spacing=_spacing(pixel_spacing(h)),
         transfer_syntax_uid=record.transfer_syntax_uid,
         size_bytes=record.size_bytes,
         sha256=record.sha256,
@@ -450,13 +459,7 @@ def get_image(request: Request, uid: Annotated[str, UID_PATH]) -> InstanceDetail
         record = Catalog(_archive(request).db).instance(uid)
     except ArchiveError as exc:
         raise _problem(exc) from exc
-    _audit(
-        request,
-        "api-image",
-        study_instance_uid=record.study_instance_uid,
-        series_instance_uid=record.series_instance_uid,
-        sop_instance_uid=uid,
-    )
+    _audit_view(request, "api-image", record.study_instance_uid, record.series_instance_uid, uid)
     return _instance_detail(record)
 
 
@@ -486,13 +489,8 @@ def get_pixels(
         body, headers = pixels.raw_frame(pixels.decode_frame(archive, record, frame, scale), scale)
     except ArchiveError as exc:
         raise _problem(exc) from exc
-    _audit(
-        request,
-        "api-pixels",
-        study_instance_uid=record.study_instance_uid,
-        series_instance_uid=record.series_instance_uid,
-        sop_instance_uid=uid,
-        detail={"frame": frame, "scale": scale},
+    _audit_view(
+        request, "api-pixels", record.study_instance_uid, record.series_instance_uid, uid, frame=frame, scale=scale
     )
     headers["Cache-Control"] = "private, max-age=3600"
     return Response(body, media_type="application/octet-stream", headers=headers)
@@ -506,6 +504,115 @@ def get_pixels(
 def get_vocabulary() -> list[dict[str, str]]:
     """Keyword, tag, NDT label and DICONDE module of every attribute with an NDT meaning."""
     return vocabulary()
+
+
+# -- annotations ------------------------------------------------------------------------
+
+
+def _annotation(a: AnnotationRecord) -> AnnotationOut:
+    return AnnotationOut(
+        id=a.id,
+        image_uid=a.sop_instance_uid,
+        instance_version=a.instance_version,
+        frame=a.frame,
+        kind=a.kind,
+        points=[Point(x=x, y=y) for x, y in a.points],
+        value=a.value,
+        unit=a.unit,
+        text=a.text,
+        spacing=_spacing(a.spacing),
+        label=a.label,
+        note=a.note,
+        author=a.author,
+        created_at=a.created_at,
+        withdrawn=a.withdrawn,
+        withdrawn_at=a.withdrawn_at,
+        withdrawn_by=a.withdrawn_by,
+        withdrawal_reason=a.withdrawal_reason,
+    )
+
+
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    403: {"model": ApiError, "description": "The caller lacks the annotations:write permission"},
+    409: {"model": ApiError, "description": "The image changed since it was drawn on, or already withdrawn"},
+}
+
+
+@router.get(
+    "/images/{uid}/annotations",
+    response_model=AnnotationPage,
+    responses=_ERRORS,
+    dependencies=[require(PIXELS)],
+    summary="The annotations (kept measurements) of an image",
+)
+def list_annotations(
+    request: Request,
+    uid: Annotated[str, UID_PATH],
+    frame: Annotated[int | None, Query(ge=1, le=1_000_000, description="Only this frame (1-based)")] = None,
+    include_withdrawn: Annotated[bool, Query(description="Also the withdrawn ones")] = False,
+) -> AnnotationPage:
+    """The annotations of image *uid*, oldest first; withdrawn ones only on request."""
+    try:
+        found = Annotations(_archive(request).db).list(uid, frame=frame, include_withdrawn=include_withdrawn)
+    except ArchiveError as exc:
+        raise _problem(exc) from exc
+    _audit_view(request, "api-annotations", found.study_instance_uid, found.series_instance_uid, uid, frame=frame)
+    return AnnotationPage(image_uid=uid, version=found.version, items=[_annotation(a) for a in found.items])
+
+
+@router.post(
+    "/images/{uid}/annotations",
+    response_model=AnnotationOut,
+    status_code=201,
+    responses=_WRITE_ERRORS,
+    dependencies=[require(ANNOTATE)],
+    summary="Keep a measurement on an image",
+)
+def create_annotation(request: Request, uid: Annotated[str, UID_PATH], body: AnnotationCreate) -> AnnotationOut:
+    """Store a measurement on frame *frame* of image *uid*, drawn by the caller (audited).
+
+    Points are in image pixels and must lie within the image; the archive computes the value
+    from them and the image's pixel spacing, and records which spacing it used.
+    """
+    draft = Draft(
+        kind=body.kind,
+        points=[(p.x, p.y) for p in body.points],
+        frame=body.frame,
+        text=body.text,
+        label=body.label,
+        note=body.note,
+        instance_version=body.instance_version,
+    )
+    try:
+        created = Annotations(_archive(request).db).create(uid, draft, request_actor(request))
+    except ArchiveError as exc:
+        raise _problem(exc) from exc
+    return _annotation(created)
+
+
+@router.post(
+    "/annotations/{annotation_id}/withdraw",
+    response_model=AnnotationOut,
+    responses=_WRITE_ERRORS,
+    dependencies=[require(ANNOTATE)],
+    summary="Withdraw an annotation (it is kept, marked withdrawn)",
+)
+def withdraw_annotation(
+    request: Request,
+    annotation_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: AnnotationWithdraw | None = None,
+) -> AnnotationOut:
+    """Mark annotation *annotation_id* withdrawn by the caller, with an optional reason (audited).
+
+    Annotations are evidence: nothing is deleted, the withdrawn annotation stays listable.
+    """
+    reason = body.reason if body else None
+    try:
+        withdrawn = Annotations(_archive(request).db).withdraw(annotation_id, request_actor(request), reason)
+    except ArchiveError as exc:
+        raise _problem(exc) from exc
+    return _annotation(withdrawn)
 
 
 def install(app: FastAPI) -> None:

@@ -7,14 +7,34 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
-    throw new ApiError(response.status, detail);
+async function failure(response) {
+  let detail = response.statusText || `HTTP ${response.status}`;
+  try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+  return new ApiError(response.status, detail);
+}
+
+async function request(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    throw new ApiError(0, `the server cannot be reached (${err.message})`);
   }
+  if (!response.ok) throw await failure(response);
   return response.json();
+}
+
+export function getJSON(url) {
+  return request(url, { headers: { Accept: "application/json" } });
+}
+
+/** POST a JSON body, return the JSON answer; ApiError (with the server's reason) otherwise. */
+export function postJSON(url, body) {
+  return request(url, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify(body ?? {}),
+  });
 }
 
 const TYPES = {
@@ -25,11 +45,7 @@ const TYPES = {
 /** Fetch a raw frame: {data: TypedArray, rows, columns, samples, scale}. */
 export async function getPixels(url, signal) {
   const response = await fetch(url, { signal });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
-    throw new ApiError(response.status, detail);
-  }
+  if (!response.ok) throw await failure(response);
   const type = TYPES[response.headers.get("X-Pixel-Type")];
   if (!type) throw new ApiError(500, "unsupported pixel type " + response.headers.get("X-Pixel-Type"));
   const buffer = await response.arrayBuffer();

@@ -1,7 +1,7 @@
 // The image viewer: raw frames in typed arrays, window/level by lookup table, view transform,
-// frames/slices, cine and measurements kept per image in localStorage.
+// frames/slices, cine, and measurements kept on the image as annotations in the archive (/api/).
 
-import { getJSON, getPixels } from "./api.js";
+import { getJSON, getPixels, postJSON } from "./api.js";
 import { h, mount, status } from "./dom.js";
 import { angle, length, plotProfile, profile, roi, valueAt } from "./measure.js";
 import { reduceFrame, renderFrame, statistics } from "./render.js";
@@ -32,6 +32,7 @@ export class Viewer {
     this.win = null; // {center, width}
     this.preset = "stored";
     this.pending = null; // measurement being drawn
+    this.annotations = []; // the current image's measurements, as kept in the archive
     this.cine = null;
     this.offscreen = document.createElement("canvas");
     this.build();
@@ -67,12 +68,14 @@ export class Viewer {
     this.info = h("div", { class: "readout", "aria-live": "off" });
     this.winInfo = h("div", { class: "readout" });
     this.list = h("ol", { class: "annotations", "aria-label": "Measurements" });
+    this.notice = h("p", { class: "error notice", role: "alert" });
+    this.notice.hidden = true;
     this.plot = h("canvas", { class: "plot", width: "300", height: "140", "aria-label": "Line profile plot" });
     this.plot.hidden = true;
     this.tags = h("div", { class: "tags" });
     const side = h("aside", { class: "side" },
-      h("h2", {}, "Measurements"), this.list, this.plot,
-      h("button", { type: "button", onclick: () => this.clearAnnotations() }, "Clear measurements"),
+      h("h2", {}, "Measurements"), this.notice, this.list, this.plot,
+      h("button", { type: "button", onclick: () => this.clearAnnotations(), title: "Withdraw every measurement on this image" }, "Clear measurements"),
       h("details", {}, h("summary", {}, "Attributes"), this.tags));
     this.stage = h("div", { class: "stage" }, this.canvas);
     mount(this.root, h("div", { class: "viewer" }, h("div", { class: "left" }, bar, frames, this.stage, h("div", { class: "status-line" }, this.info, this.winInfo)), side));
@@ -297,7 +300,7 @@ export class Viewer {
     // A decimated frame's samples each cover scale x scale image pixels (the last ones may overhang).
     ctx.drawImage(this.offscreen, 0, 0, this.shown.columns * this.shown.scale, this.shown.rows * this.shown.scale);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    for (const a of this.annotations || []) if (a.frame === this.itemKey()) this.drawAnnotation(ctx, a, false);
+    for (const a of this.annotations || []) if (this.onCurrentFrame(a)) this.drawAnnotation(ctx, a, false);
     if (this.pending) this.drawAnnotation(ctx, this.pending, true);
     if (this.current.scale > 1 && this.view.zoom * this.current.scale > 1.05) this.loadFull();
   }
@@ -324,17 +327,17 @@ export class Viewer {
     }
     ctx.stroke();
     for (const p of pts) ctx.fillRect(p.x - 2, p.y - 2, 4, 4);
-    if (a.text) {
+    const text = caption(a);
+    if (text) {
       const at = pts[pts.length - 1];
       ctx.font = "13px sans-serif";
       ctx.lineWidth = 3; ctx.strokeStyle = "#000";
-      ctx.strokeText(a.label || a.text, at.x + 6, at.y - 6);
-      ctx.fillText(a.label || a.text, at.x + 6, at.y - 6);
+      ctx.strokeText(text, at.x + 6, at.y - 6);
+      ctx.fillText(text, at.x + 6, at.y - 6);
     }
   }
 
   // -- frames -------------------------------------------------------------------
-  itemKey() { return this.item ? `${this.item.sop}/${this.item.frame}` : ""; }
   step(delta) { this.go((this.index + delta + this.stack.length) % this.stack.length); }
 
   toggleCine() {
@@ -353,51 +356,114 @@ export class Viewer {
   }
 
   finish(a) {
+    const d = this.detail;
+    // The archive keeps points on the image only: a drag that ends outside is clamped to the edge.
+    a.points = a.points.map((pt) => ({ x: Math.min(d.columns, Math.max(0, pt.x)), y: Math.min(d.rows, Math.max(0, pt.y)) }));
     const sp = this.detail.spacing;
     const { frame, scale } = this.measurementFrame();
     const [p, q, r] = a.points;
     if (a.kind === "length") a.text = length(p, q, sp).text;
     else if (a.kind === "angle") a.text = angle(p, q, r, sp).text;
-    else if (a.kind === "rect" || a.kind === "ellipse") {
-      const s = roi(frame, p, q, a.kind, sp, this.slope, this.intercept, scale);
-      a.text = s.text; a.label = s.n ? `mean ${s.mean.toFixed(1)} SD ${s.std.toFixed(1)}` : "empty";
-    } else if (a.kind === "profile") {
+    else if (a.kind === "rect" || a.kind === "ellipse") a.text = roi(frame, p, q, a.kind, sp, this.slope, this.intercept, scale).text;
+    else if (a.kind === "profile") {
       const prof = profile(frame, p, q, sp, this.slope, this.intercept, scale);
       const values = prof.points.map((pt) => pt[1]);
       const f = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
       a.text = `profile, ${length(p, q, sp).text}` + (values.length ? `, min ${f(Math.min(...values))} · max ${f(Math.max(...values))}` : "");
-      a.label = length(p, q, sp).text;
       this.plot.hidden = false;
       plotProfile(this.plot, prof);
     }
     if (scale > 1 && (a.kind === "rect" || a.kind === "ellipse" || a.kind === "profile")) a.text += " (preview resolution)";
-    a.frame = this.itemKey();
-    this.annotations.push(a);
-    this.saveAnnotations();
+    this.save(a);
+  }
+
+  /** Keep measurement *a* on the image in the archive; shown as "saving" until the archive has it. */
+  async save(a) {
+    const detail = this.detail, item = this.item;
+    const draft = { ...a, sop: detail.uid, frame: item.frame, saving: true };
+    this.annotations.push(draft);
+    this.renderList();
+    this.draw();
+    try {
+      const saved = await postJSON(`/api/images/${detail.uid}/annotations`, {
+        kind: draft.kind, frame: draft.frame, points: draft.points, text: draft.text.slice(0, 500),
+        instance_version: detail.version,
+      });
+      Object.assign(draft, fromArchive(saved));
+      this.tell("");
+    } catch (err) {
+      this.annotations = this.annotations.filter((x) => x !== draft);
+      this.tell(`Measurement not saved (${draft.text}): ${err.message}`);
+    }
+    if (this.detail === detail) { this.renderList(); this.draw(); }
+  }
+
+  /** Show (or clear, with "") a problem with the measurements, in the side panel and the status line. */
+  tell(text) {
+    this.notice.textContent = text;
+    this.notice.hidden = !text;
+    if (text) status(text);
+  }
+
+  onCurrentFrame(a) { return this.item && a.sop === this.item.sop && a.frame === this.item.frame; }
+
+  async loadAnnotations() {
+    const uid = this.detail.uid;
+    this.annotations = [];
+    this.renderList();
+    this.root.dataset.annotations = "loading";
+    try {
+      const page = await getJSON(`/api/images/${uid}/annotations`);
+      if (this.detail?.uid !== uid) return;
+      this.annotations = [...page.items.map(fromArchive), ...this.annotations.filter((a) => a.saving)];
+      this.root.dataset.annotations = "loaded";
+      this.tell("");
+    } catch (err) {
+      if (this.detail?.uid !== uid) return;
+      this.root.dataset.annotations = "failed";
+      this.tell(`Cannot load the measurements of this image: ${err.message}`);
+    }
+    this.renderList();
     this.draw();
   }
 
-  storageKey() { return `ndt-pacs:annotations:${this.detail.uid}`; }
-
-  loadAnnotations() {
-    try { this.annotations = JSON.parse(localStorage.getItem(this.storageKey()) || "[]"); } catch (_) { this.annotations = []; }
-    this.renderList();
+  /** Withdraw measurements *items* in the archive (they are kept there, marked withdrawn by you). */
+  async withdraw(items, question) {
+    const kept = items.filter((a) => !a.saving);
+    if (!kept.length || !window.confirm(question)) return;
+    const uid = this.detail.uid;
+    try {
+      for (const a of kept) {
+        await postJSON(`/api/annotations/${a.id}/withdraw`, { reason: "withdrawn in the viewer" });
+        this.annotations = this.annotations.filter((x) => x !== a);
+      }
+      this.tell("");
+    } catch (err) {
+      this.tell(`Measurement not withdrawn: ${err.message}`);
+    }
+    if (this.detail?.uid === uid) { this.renderList(); this.draw(); }
   }
 
-  saveAnnotations() {
-    localStorage.setItem(this.storageKey(), JSON.stringify(this.annotations));
-    this.renderList();
+  clearAnnotations() {
+    const n = this.annotations.filter((a) => !a.saving).length;
+    this.plot.hidden = true;
+    this.withdraw(this.annotations, `Withdraw all ${n} measurement${n === 1 ? "" : "s"} on this image? The archive keeps them, marked as withdrawn by you.`);
   }
-
-  clearAnnotations() { this.annotations = []; this.plot.hidden = true; this.saveAnnotations(); this.draw(); }
 
   renderList() {
     const names = { length: "Length", angle: "Angle", rect: "Rectangle", ellipse: "Ellipse", profile: "Profile" };
-    mount(this.list, (this.annotations || []).map((a, i) =>
-      h("li", { class: "measurement", "data-kind": a.kind },
-        h("span", { class: "kind" }, names[a.kind] || a.kind), " ",
+    const multi = this.stack.some((x) => x.frame > 1);
+    mount(this.list, (this.annotations || []).map((a, i) => {
+      const meta = a.saving ? "saving…"
+        : [a.author ? `by ${a.author}` : "", a.created_at ? `${a.created_at.slice(0, 16).replace("T", " ")} UTC` : "",
+          a.version !== this.detail?.version ? `drawn on version ${a.version}` : ""].filter(Boolean).join(" · ");
+      return h("li", { class: "measurement", "data-kind": a.kind, "data-id": a.id ?? null, "aria-busy": a.saving ? "true" : null },
+        h("span", { class: "kind" }, names[a.kind] || a.kind, multi ? ` (frame ${a.frame})` : ""), " ",
         h("span", { class: "value" }, a.text), " ",
-        h("button", { type: "button", "aria-label": `Delete measurement ${i + 1}`, onclick: () => { this.annotations.splice(i, 1); this.saveAnnotations(); this.draw(); } }, "✕"))));
+        a.saving ? null : h("button", { type: "button", "aria-label": `Withdraw measurement ${i + 1}`, title: "Withdraw",
+          onclick: () => this.withdraw([a], `Withdraw measurement ${i + 1} (${a.text})? The archive keeps it, marked as withdrawn by you.`) }, "✕"),
+        h("span", { class: "meta" }, meta));
+    }));
   }
 
   // -- input --------------------------------------------------------------------
@@ -479,7 +545,7 @@ export class Viewer {
       h: () => this.flip("h"), v: () => this.flip("v"), H: () => this.flip("h"), V: () => this.flip("v"), " ": () => this.toggleCine(),
       1: () => this.applyPreset("stored"), 2: () => this.applyPreset("full"), 3: () => this.applyPreset("auto"),
       Escape: () => { this.pending = null; this.draw(); },
-      Delete: () => { this.annotations.pop(); this.saveAnnotations(); this.draw(); },
+      Delete: () => { const last = this.annotations.filter((a) => !a.saving).pop(); if (last) this.withdraw([last], `Withdraw the last measurement (${last.text})?`); },
     };
     const action = actions[k];
     if (action) { action(); e.preventDefault(); }
@@ -497,4 +563,22 @@ export class Viewer {
     if (this.current.scale > 1) text += " (preview)";
     this.info.textContent = text;
   }
+}
+
+/** A measurement from the archive's answer (AnnotationOut), in the shape the viewer draws. */
+function fromArchive(a) {
+  return {
+    id: a.id, sop: a.image_uid, frame: a.frame, kind: a.kind, points: a.points.map((p) => ({ x: p.x, y: p.y })),
+    text: a.text || `${a.value.toFixed(2)} ${a.unit}`, label: a.label, version: a.instance_version,
+    author: a.author, created_at: a.created_at, saving: false,
+  };
+}
+
+/** The short text drawn next to a measurement on the image. */
+function caption(a) {
+  if (a.label) return a.label;
+  if (!a.text) return "";
+  if (a.kind === "rect" || a.kind === "ellipse") return a.text.split(" · ").slice(0, 2).join(" ");
+  if (a.kind === "profile") return a.text.replace(/^profile, /, "");
+  return a.text;
 }
