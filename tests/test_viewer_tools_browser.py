@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset
@@ -63,9 +64,16 @@ def page(browser: Any, phantoms: tuple[RunningServer, dict[str, Dataset]]) -> It
     assert not errors, errors
 
 
-def open_image(page: Any, ds: Dataset, loaded: str = "full") -> None:
+def open_image(page: Any, phantoms: tuple[RunningServer, dict[str, Dataset]], name: str, loaded: str = "full") -> None:
+    """Open phantom *name* in the viewer, its kept measurements withdrawn first (tests share the server)."""
+    server, datasets = phantoms
+    ds = datasets[name]
+    kept = httpx.get(f"{server.http}/api/images/{ds.SOPInstanceUID}/annotations", timeout=30).json()["items"]
+    for annotation in kept:
+        httpx.post(f"{server.http}/api/annotations/{annotation['id']}/withdraw", timeout=30).raise_for_status()
     page.goto(f"/#/image/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}")
     page.wait_for_selector(f".viewer-root[data-loaded='{loaded}']", timeout=30_000)
+    page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
 
 
 def measurements(page: Any) -> list[str]:
@@ -91,7 +99,7 @@ def checkerboard_stats(values: tuple[int, int]) -> dict[str, float]:
 
 def test_length_and_angle_use_the_physical_pixel_spacing(page: Any, phantoms: Any) -> None:
     """Rows 0.2 mm apart, columns 0.1 mm: 100 rows = 20 mm; the angle is physical (45°, not 26.6°)."""
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     canvas = page.locator("canvas.view")
     canvas.focus()
     page.keyboard.press("l")
@@ -121,7 +129,7 @@ def test_length_and_angle_use_the_physical_pixel_spacing(page: Any, phantoms: An
 
 
 def test_rectangle_and_ellipse_roi_statistics(page: Any, phantoms: Any) -> None:
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     page.locator("canvas.view").focus()
     # rectangle inside the checkerboard rectangle: 1500/2500 stored -> 2900/4900 modality
     page.keyboard.press("r")
@@ -171,7 +179,7 @@ def plot_trace(page: Any) -> list[float | None]:
 
 def test_line_profile_plots_a_known_ramp(page: Any, phantoms: Any) -> None:
     """Across the band: flat, linear ramp, flat. The plot traces it; the text gives length and range."""
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     page.locator("canvas.view").focus()
     assert page.locator("canvas.plot").is_hidden()
     page.keyboard.press("f")
@@ -205,7 +213,7 @@ def test_line_profile_plots_a_known_ramp(page: Any, phantoms: Any) -> None:
 
 
 def test_pixel_readout_in_stored_and_rescaled_units(page: Any, phantoms: Any) -> None:
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     pixels = ph.phantom_pixels()
     for x, y in ((50, 50), (51, 50), (ph.BAND_COLUMNS[2] + 5, 220)):
         page.mouse.move(*image_to_client(page, x + 0.5, y + 0.5), steps=3)
@@ -235,7 +243,7 @@ def grey(value: float, center: float, width: float) -> int:
 
 
 def test_window_presets_stored_full_and_histogram(page: Any, phantoms: Any) -> None:
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     values = ph.modality(ph.phantom_pixels().astype(float))
     preset = page.locator("select[aria-label='Window preset']")
     assert preset.input_value() == "stored"
@@ -278,7 +286,7 @@ def quadrant(point: dict[str, float], box: dict[str, float]) -> str:
 
 def test_rotate_flip_and_invert_move_the_pixels(page: Any, phantoms: Any) -> None:
     """MARKS: white square top left, medium square bottom left; each transform puts them elsewhere."""
-    open_image(page, phantoms[1]["marks"])
+    open_image(page, phantoms, "marks")
 
     def where() -> tuple[str, str, float]:
         found = classify(page)
@@ -329,7 +337,7 @@ def test_rotate_flip_and_invert_move_the_pixels(page: Any, phantoms: Any) -> Non
 
 def test_zoomed_and_panned_view_shows_the_right_pixels(page: Any, phantoms: Any) -> None:
     """Zoomed in, the viewer windows only what is on the screen; panning must bring the rest in."""
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     values = ph.modality(ph.phantom_pixels().astype(float))
     page.locator("canvas.view").focus()
     for _ in range(8):
@@ -353,7 +361,7 @@ def test_zoomed_and_panned_view_shows_the_right_pixels(page: Any, phantoms: Any)
 
 
 def test_every_tool_is_reachable_by_keyboard(page: Any, phantoms: Any) -> None:
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     page.evaluate("() => document.activeElement.blur()")
     seen = []
     for _ in range(60):
@@ -408,7 +416,7 @@ def test_every_tool_is_reachable_by_keyboard(page: Any, phantoms: Any) -> None:
 
 
 def test_layout_fits_1366x768(page: Any, phantoms: Any) -> None:
-    open_image(page, phantoms[1]["phantom"])
+    open_image(page, phantoms, "phantom")
     # a measurement and a profile plot make the side panel as full as it gets
     page.locator("canvas.view").focus()
     page.keyboard.press("f")
@@ -461,8 +469,7 @@ def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> No
     """10000 x 1000 px: the first frame request is decimated; measurements on it are in full-size mm."""
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/pixels" in r.url else None)
-    ds = phantoms[1]["strip"]
-    open_image(page, ds, loaded="preview")
+    open_image(page, phantoms, "strip", loaded="preview")
     page.wait_for_timeout(300)
     assert requests, "no frame requested"
     assert re.search(r"/pixels\?scale=(\d+)$", requests[0]), requests
@@ -498,7 +505,9 @@ def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> No
     page.wait_for_selector(".viewer-root[data-loaded='full']", timeout=30_000)
     assert any("scale=" not in url for url in requests), requests
     # zoomed out this far, the full frame is shown block-averaged: both markers are still there
+    page.once("dialog", lambda dialog: dialog.accept())  # "withdraw every measurement?"
     page.get_by_role("button", name="Clear measurements").click()  # (the length's end points hid them)
+    page.wait_for_selector(".annotations li", state="detached")  # (no wait_for_function: it evals, the CSP forbids)
     page.locator("canvas.view").focus()
     page.keyboard.press("0")
     again = page.evaluate(WHITE_HALVES)
