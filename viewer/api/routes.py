@@ -10,7 +10,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -275,35 +275,38 @@ Date = Annotated[str, Query(alias="from", pattern=r"^(\d{8})?$", description="Ea
 DateTo = Annotated[str, Query(alias="to", pattern=r"^(\d{8})?$", description="Latest inspection date, YYYYMMDD")]
 
 
+@dataclasses.dataclass
+class SearchFilters:
+    """The criteria shared by the component and the inspection search (query parameters)."""
+
+    serial: Text = ""
+    name: Text = ""
+    material: Text = ""
+    welder: Text = ""
+    company: Text = ""
+    modality: Annotated[str, Query(max_length=16, pattern=r"^[A-Za-z0-9_]*$")] = ""
+    date_from: Date = ""
+    date_to: DateTo = ""
+    q: Annotated[str, Query(max_length=200, description="Free text over all fields")] = ""
+
+
+Filters = Annotated[SearchFilters, Depends()]
+
+
 def _search(
-    request: Request,
-    level: SearchLevel,
-    *,
-    serial: str,
-    name: str,
-    material: str,
-    welder: str,
-    company: str,
-    modality: str,
-    date_from: str,
-    date_to: str,
-    q: str,
-    sort: str,
-    order: str,
-    limit: int,
-    offset: int,
+    request: Request, level: SearchLevel, filters: SearchFilters, *, sort: str, order: str, limit: int, offset: int
 ) -> Any:
     search = Search(
         level=level,
-        serial=serial,
-        name=name,
-        material=material,
-        welder=welder,
-        company=company,
-        modality=modality,
-        date_from=date_from,
-        date_to=date_to,
-        text=q,
+        serial=filters.serial,
+        name=filters.name,
+        material=filters.material,
+        welder=filters.welder,
+        company=filters.company,
+        modality=filters.modality,
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+        text=filters.q,
         sort=sort,
         descending=order == "desc",
         limit=limit,
@@ -327,15 +330,7 @@ def _search(
 )
 def search_components(
     request: Request,
-    serial: Text = "",
-    name: Text = "",
-    material: Text = "",
-    welder: Text = "",
-    company: Text = "",
-    modality: Annotated[str, Query(max_length=16, pattern=r"^[A-Za-z0-9_]*$")] = "",
-    date_from: Date = "",
-    date_to: DateTo = "",
-    q: Annotated[str, Query(max_length=200, description="Free text over all fields")] = "",
+    filters: Filters,
     sort: Annotated[str, Query(description="serial, name, material, inspections, updated")] = "",
     order: Order = "asc",
     limit: Limit = 50,
@@ -345,11 +340,7 @@ def search_components(
 
     Inspection criteria (company, modality, date range) match components with any such inspection.
     """
-    page = _search(
-        request, SearchLevel.COMPONENT, serial=serial, name=name, material=material, welder=welder,
-        company=company, modality=modality, date_from=date_from, date_to=date_to, q=q, sort=sort,
-        order=order, limit=limit, offset=offset,
-    )  # fmt: skip
+    page = _search(request, SearchLevel.COMPONENT, filters, sort=sort, order=order, limit=limit, offset=offset)
     return ComponentPage(
         total=page.total, offset=page.offset, limit=page.limit, items=[_component(v) for v in page.items]
     )
@@ -364,26 +355,14 @@ def search_components(
 )
 def search_inspections(
     request: Request,
-    serial: Text = "",
-    name: Text = "",
-    material: Text = "",
-    welder: Text = "",
-    company: Text = "",
-    modality: Annotated[str, Query(max_length=16, pattern=r"^[A-Za-z0-9_]*$")] = "",
-    date_from: Date = "",
-    date_to: DateTo = "",
-    q: Annotated[str, Query(max_length=200, description="Free text over all fields")] = "",
+    filters: Filters,
     sort: Annotated[str, Query(description="date, serial, name, company, order, modality")] = "",
     order: Order = "desc",
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> InspectionPage:
     """Inspections (with their component) matching the criteria, newest first by default."""
-    page = _search(
-        request, SearchLevel.INSPECTION, serial=serial, name=name, material=material, welder=welder,
-        company=company, modality=modality, date_from=date_from, date_to=date_to, q=q, sort=sort,
-        order=order, limit=limit, offset=offset,
-    )  # fmt: skip
+    page = _search(request, SearchLevel.INSPECTION, filters, sort=sort, order=order, limit=limit, offset=offset)
     return InspectionPage(
         total=page.total, offset=page.offset, limit=page.limit, items=[_inspection(v) for v in page.items]
     )
