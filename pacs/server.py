@@ -14,6 +14,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
 from pacs import reactor
+from pacs.fast_store import FastStore
 from pacs.handlers.commitment import CommitmentService
 from pacs.handlers.echo import handle_echo
 from pacs.handlers.find import handle_find
@@ -85,7 +86,9 @@ def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     policy = AssociationPolicy(archive, settings, peers, TRANSFER_SYNTAXES)
     retrieve = RetrieveService(archive, policy)
     commitment = CommitmentService(archive, peers, settings.ae_title)
+    fast = [*FastStore(archive.spool_dir, storage_sop_classes()).handlers()] if settings.fast_store else []
     return [
+        *fast,
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, policy.guard("store", handle_store, Status.NOT_AUTHORIZED), [archive]),
         (evt.EVT_C_FIND, policy.guard("query", handle_find, Status.NOT_AUTHORIZED), [archive, settings.ae_title]),

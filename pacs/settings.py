@@ -20,4 +20,8 @@ class DicomSettings(BaseSettings):
         default=False,
         description="Accept associations only from known peers, checked by AE title and address (PACS_STRICT_AE)",
     )
+    fast_store: bool = Field(
+        default=True,
+        description="C-STORE requests bypass pynetdicom's DIMSE layer (pacs/fast_store.py; PACS_FAST_STORE)",
+    )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds open associations get to finish")

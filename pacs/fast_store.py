@@ -1,0 +1,394 @@
+"""C-STORE receive fast path: storage requests bypass pynetdicom's DIMSE layer (pynetdicom 3, pinned < 4).
+
+pynetdicom decodes every command set with pydicom, hands the request to the
+association thread, runs its storage service class and encodes the response with
+value validation: about 3 ms per instance, as much as archiving a small instance.
+This module sits where pynetdicom's DUL passes P-DATA indications to DIMSE
+(``DIMSEServiceProvider.receive_primitive``, called by the state machine's DT-2
+action on the DUL thread) and takes over exactly one message type:
+
+* A command set (PS3.8 Annex E.2 message control header bit 0 set; PS3.7 6.3.1:
+  implicit VR little endian, group 0000) is collected over its fragments, then
+  parsed with :mod:`struct`. A C-STORE-RQ (PS3.7 9.3.1.1) with a data set, on an
+  accepted presentation context whose abstract syntax is the Affected SOP Class,
+  is ours; every other message (C-ECHO, C-FIND, C-GET, C-MOVE, N-ACTION,
+  C-CANCEL, responses, anything unusual) goes to pynetdicom unchanged, fragment
+  by fragment.
+* The data set fragments are written as they arrive to a spool file in the
+  archive's spool directory behind a PS3.10 7.1 file meta header carrying the
+  presentation context's transfer syntax: memory stays flat.
+* The complete request goes through the handlers bound to ``EVT_C_STORE`` (the
+  same policy guard and ``handle_store`` as the pynetdicom path, so the status
+  mapping lives in one place); a handler exception answers 0xC211 as pynetdicom does.
+* The C-STORE-RSP command set (PS3.7 9.3.1.2) is encoded here and queued to the
+  DUL as P-DATA fragments no longer than the peer's maximum PDU length (PS3.8 9.3.5).
+
+Protocol errors (a data set fragment without a command, a command fragment
+inside a data set, a context switch inside a message, an empty PDV) put Evt19 on
+the DUL's event queue: the state machine sends an A-ABORT and drops the
+association (PS3.8 9.2, AA-8), as pynetdicom does for an invalid DIMSE message.
+A partial data set is discarded when the association ends. Association
+negotiation, release, abort, timers and every other service stay pynetdicom's.
+Not raised for fast-path messages: ``EVT_DIMSE_RECV`` / ``EVT_DIMSE_SENT``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+import tempfile
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.events import Event
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.service_class import StorageServiceClass
+
+log = logging.getLogger(__name__)
+
+# PS3.8 E.2 message control header bits
+_COMMAND = 0x01
+_LAST = 0x02
+# PS3.7 E.1 command set elements (group 0000), by element number
+_AFFECTED_SOP_CLASS = 0x0002
+_COMMAND_FIELD = 0x0100
+_MESSAGE_ID = 0x0110
+_MESSAGE_ID_RESPONDED = 0x0120
+_PRIORITY = 0x0700
+_DATA_SET_TYPE = 0x0800
+_STATUS = 0x0900
+_AFFECTED_SOP_INSTANCE = 0x1000
+_MOVE_ORIGINATOR_AE = 0x1030
+_MOVE_ORIGINATOR_ID = 0x1031
+C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
+NO_DATA_SET = 0x0101  # PS3.7 E.1 (0000,0800): "null", no data set follows
+HANDLER_FAILED = 0xC211  # pynetdicom's status when the EVT_C_STORE handler raises
+
+_ELEMENT = struct.Struct("<HHI")  # implicit VR little endian: group, element, value length
+_US = struct.Struct("<H")
+_PDV_OVERHEAD = 6  # PS3.8 9.3.5.1: item length (4), context ID (1), message control header (1)
+
+
+class ProtocolError(Exception):
+    """The peer broke PS3.7/PS3.8 message structure: the association is aborted."""
+
+
+def parse_command_set(data: bytes) -> dict[int, bytes]:
+    """Element number -> raw value of an implicit VR little endian group 0000 command set (PS3.7 6.3.1).
+
+    Raises ``ValueError`` when the bytes are not such a command set.
+    """
+    values: dict[int, bytes] = {}
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < _ELEMENT.size:
+            raise ValueError("command set ends inside an element header")
+        group, element, length = _ELEMENT.unpack_from(data, offset)
+        offset += _ELEMENT.size
+        if group != 0x0000 or length > end - offset:
+            raise ValueError(f"({group:04X},{element:04X}) is not a command element of {length} bytes")
+        values[element] = data[offset : offset + length]
+        offset += length
+    return values
+
+
+def _text(value: bytes | None) -> str:
+    """A UI/AE value without its padding (PS3.5 6.2)."""
+    return (value or b"").rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _us(value: bytes | None) -> int | None:
+    return _US.unpack(value)[0] if value is not None and len(value) == 2 else None
+
+
+def _padded(value: str, pad: bytes) -> bytes:
+    raw = value.encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def encode_command_set(elements: list[tuple[int, bytes]]) -> bytes:
+    """Encode group 0000 elements (ascending order) with their group length (PS3.7 6.3.1, E.1)."""
+    body = b"".join(_ELEMENT.pack(0, element, len(value)) + value for element, value in elements)
+    return _ELEMENT.pack(0, 0x0000, 4) + struct.pack("<I", len(body)) + body
+
+
+def store_response(sop_class: str, sop_instance: str, message_id: int, status: int) -> bytes:
+    """The C-STORE-RSP command set (PS3.7 9.3.1.2, table 9.3-2)."""
+    return encode_command_set(
+        [
+            (_AFFECTED_SOP_CLASS, _padded(sop_class, b"\x00")),
+            (_COMMAND_FIELD, _US.pack(C_STORE_RSP)),
+            (_MESSAGE_ID_RESPONDED, _US.pack(message_id)),
+            (_DATA_SET_TYPE, _US.pack(NO_DATA_SET)),
+            (_STATUS, _US.pack(status)),
+            (_AFFECTED_SOP_INSTANCE, _padded(sop_instance, b"\x00")),
+        ]
+    )
+
+
+def _explicit(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element (PS3.5 7.1.2)."""
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", group, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+def file_meta_header(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """Preamble, ``DICM`` and the file meta group of a PS3.10 file (PS3.10 7.1).
+
+    Byte for byte what pynetdicom writes for a spooled C-STORE (same implementation
+    UID and version name), so the archived bytes do not depend on the receive path.
+    """
+    body = b"".join(
+        (
+            _explicit(0x0002, 0x0001, b"OB", b"\x00\x01"),
+            _explicit(0x0002, 0x0002, b"UI", _padded(sop_class, b"\x00")),
+            _explicit(0x0002, 0x0003, b"UI", _padded(sop_instance, b"\x00")),
+            _explicit(0x0002, 0x0010, b"UI", _padded(transfer_syntax, b"\x00")),
+            _explicit(0x0002, 0x0012, b"UI", _padded(str(PYNETDICOM_IMPLEMENTATION_UID), b"\x00")),
+            _explicit(0x0002, 0x0013, b"SH", _padded(PYNETDICOM_IMPLEMENTATION_VERSION, b" ")),
+        )
+    )
+    return b"\x00" * 128 + b"DICM" + _explicit(0x0002, 0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def _pdata(context_id: int, pdv: bytes) -> P_DATA:
+    primitive = P_DATA()
+    primitive.presentation_data_value_list.append((context_id, pdv))
+    return primitive
+
+
+@dataclass
+class _Incoming:
+    """A C-STORE-RQ whose data set is being spooled."""
+
+    context_id: int
+    message_id: int
+    priority: int
+    sop_class: str
+    sop_instance: str
+    move_originator: str | None
+    move_originator_id: int | None
+    path: Path
+    file: IO[bytes]
+
+
+class FastStoreReceiver:
+    """Takes C-STORE-RQ messages of one acceptor association off pynetdicom's DIMSE path."""
+
+    def __init__(self, assoc: Association, spool_dir: Path, storage_classes: Collection[str]) -> None:
+        self.assoc = assoc
+        self.spool_dir = spool_dir
+        self.storage_classes = storage_classes
+        self._forward = assoc.dimse.receive_primitive  # pynetdicom's own, for every other message
+        self._command: list[tuple[int, bytes]] = []  # fragments of the command set being received
+        self._passing = False  # a data set of a message that pynetdicom is decoding
+        self._incoming: _Incoming | None = None
+        self._lock = threading.Lock()  # the DUL thread receives; `discard` may run on another
+
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        """Stands in for ``DIMSEServiceProvider.receive_primitive`` (called on the DUL thread)."""
+        try:
+            for context_id, pdv in primitive.presentation_data_value_list:
+                self._receive(context_id, pdv)
+        except ProtocolError as exc:
+            log.error("aborting association with %s: %s", self.assoc.requestor.ae_title, exc)
+            self._abort()
+        except OSError as exc:  # the spool directory failed us: same as pynetdicom failing to write
+            log.error("aborting association with %s: cannot spool data set: %s", self.assoc.requestor.ae_title, exc)
+            self._abort()
+
+    def _abort(self) -> None:
+        """Evt19 (invalid PDU / message): A-ABORT and A-P-ABORT indication (PS3.8 9.2, AA-8)."""
+        self.discard()
+        self._command = []
+        self._passing = False
+        self.assoc.dul.event_queue.put("Evt19")
+
+    def _receive(self, context_id: int, pdv: bytes) -> None:
+        if not pdv:
+            raise ProtocolError("PDV without a message control header")
+        control = pdv[0]
+        if self._passing:  # one message is pynetdicom's until its last data set fragment
+            self._forward(_pdata(context_id, pdv))
+            self._passing = not (control & _LAST and not control & _COMMAND)
+            return
+        incoming = self._incoming
+        if incoming is not None:
+            if control & _COMMAND or context_id != incoming.context_id:
+                raise ProtocolError("C-STORE data set interrupted by another message")
+            with self._lock:
+                if self._incoming is not incoming:  # discarded under us: the association is ending
+                    return
+                incoming.file.write(memoryview(pdv)[1:])
+            if control & _LAST:
+                self._complete(incoming)
+            return
+        if not control & _COMMAND:
+            raise ProtocolError("data set fragment without a command set")
+        if self._command and self._command[0][0] != context_id:
+            raise ProtocolError("command set fragments on different presentation contexts")
+        self._command.append((context_id, pdv))
+        if control & _LAST:
+            fragments, self._command = self._command, []
+            self._command_received(context_id, fragments)
+
+    def _command_received(self, context_id: int, fragments: list[tuple[int, bytes]]) -> None:
+        encoded = b"".join(memoryview(pdv)[1:] for _, pdv in fragments)
+        try:
+            command = parse_command_set(encoded)
+        except ValueError:
+            command = {}
+        incoming = self._claim(context_id, command)
+        if incoming is None:
+            for cx, pdv in fragments:
+                self._forward(_pdata(cx, pdv))
+            # Only a command that decoded and announces a data set keeps pynetdicom fed with fragments.
+            self._passing = bool(command) and _us(command.get(_DATA_SET_TYPE)) not in (None, NO_DATA_SET)
+            return
+        with self._lock:
+            self._incoming = incoming
+
+    def _claim(self, context_id: int, command: dict[int, bytes]) -> _Incoming | None:
+        """A spool for this command if it is a plain C-STORE-RQ for us, else ``None`` (pynetdicom's)."""
+        if _us(command.get(_COMMAND_FIELD)) != C_STORE_RQ or _config.UNRESTRICTED_STORAGE_SERVICE:
+            return None
+        data_set_type = _us(command.get(_DATA_SET_TYPE))
+        message_id = _us(command.get(_MESSAGE_ID))
+        priority = _us(command.get(_PRIORITY))
+        sop_class = _text(command.get(_AFFECTED_SOP_CLASS))
+        sop_instance = _text(command.get(_AFFECTED_SOP_INSTANCE))
+        context = self.assoc._accepted_cx.get(context_id)
+        if (
+            data_set_type in (None, NO_DATA_SET)
+            or message_id is None
+            or priority is None
+            or not sop_instance
+            or sop_class not in self.storage_classes
+            or context is None
+            or context.abstract_syntax != sop_class
+            or not context.transfer_syntax
+            or self.assoc._sent_release
+        ):
+            return None
+        move_originator = _text(command[_MOVE_ORIGINATOR_AE]) if _MOVE_ORIGINATOR_AE in command else None
+        fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")
+        file = os.fdopen(fd, "wb")
+        try:
+            file.write(file_meta_header(sop_class, sop_instance, str(context.transfer_syntax[0])))
+        except OSError:
+            file.close()
+            os.unlink(name)
+            raise
+        return _Incoming(
+            context_id=context_id,
+            message_id=message_id,
+            priority=priority,
+            sop_class=sop_class,
+            sop_instance=sop_instance,
+            move_originator=move_originator,
+            move_originator_id=_us(command.get(_MOVE_ORIGINATOR_ID)),
+            path=Path(name),
+            file=file,
+        )
+
+    def _complete(self, incoming: _Incoming) -> None:
+        """The data set is complete: run the C-STORE handlers and answer (PS3.4 B.2.3)."""
+        with self._lock:
+            self._incoming = None
+            incoming.file.close()
+        try:
+            status = self._handle(incoming)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                incoming.path.unlink()  # the archive moved it unless the store failed
+        # The DUL's state, not `assoc.is_established`: the association thread sets that flag only after
+        # its EVT_ACCEPTED handlers ran, and a fast request can be answered before they finish.
+        if self.assoc.is_aborted or self.assoc.dul.state_machine.current_state != "Sta6":
+            return  # PS3.8 9.2: no P-DATA outside the established state (Sta6)
+        response = store_response(incoming.sop_class, incoming.sop_instance, incoming.message_id, status)
+        self._send(incoming.context_id, response)
+
+    def _request(self, incoming: _Incoming) -> C_STORE:
+        request = C_STORE()
+        request.MessageID = incoming.message_id
+        request.AffectedSOPClassUID = incoming.sop_class
+        request.AffectedSOPInstanceUID = incoming.sop_instance
+        request.Priority = incoming.priority
+        if incoming.move_originator:
+            request.MoveOriginatorApplicationEntityTitle = incoming.move_originator
+        if incoming.move_originator_id is not None:
+            request.MoveOriginatorMessageID = incoming.move_originator_id
+        request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
+        return request
+
+    def _handle(self, incoming: _Incoming) -> int:
+        """The bound ``EVT_C_STORE`` handler's status, validated as pynetdicom's storage SCP does."""
+        context = self.assoc._accepted_cx[incoming.context_id]
+        try:
+            request = self._request(incoming)
+            status: Any = evt.trigger(self.assoc, evt.EVT_C_STORE, {"request": request, "context": context.as_tuple})
+        except Exception:
+            log.exception("Exception in handler bound to 'evt.EVT_C_STORE'")
+            return HANDLER_FAILED
+        if isinstance(status, int) and not isinstance(status, bool):
+            return int(status)
+        rsp = StorageServiceClass(self.assoc).validate_status(status, C_STORE())  # a status Dataset, or invalid
+        return int(rsp.Status or 0)
+
+    def _send(self, context_id: int, command: bytes) -> None:
+        """Queue *command* to the DUL as last-fragment-flagged PDVs within the peer's maximum PDU (PS3.8 9.3.5)."""
+        maximum = int(self.assoc.requestor.maximum_length or 0)
+        size = len(command) if maximum == 0 else max(1, maximum - _PDV_OVERHEAD)
+        for start in range(0, len(command), size):
+            last = start + size >= len(command)
+            header = b"\x03" if last else b"\x01"
+            self.assoc.dul.send_pdu(_pdata(context_id, header + command[start : start + size]))
+
+    def discard(self) -> None:
+        """Drop a partially received data set (association ended); nothing was handed to the archive."""
+        with self._lock:
+            incoming, self._incoming = self._incoming, None
+        if incoming is None:
+            return
+        with contextlib.suppress(OSError):
+            incoming.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            incoming.path.unlink()
+        log.warning("discarded partial C-STORE %s from %s", incoming.sop_instance, self.assoc.requestor.ae_title)
+
+
+class FastStore:
+    """Fits a :class:`FastStoreReceiver` on every association the listener accepts."""
+
+    def __init__(self, spool_dir: Path, storage_classes: Collection[str]) -> None:
+        self.spool_dir = spool_dir
+        self.storage_classes = frozenset(storage_classes)
+
+    def handlers(self) -> list[Any]:
+        """Notification handlers to bind on the listener next to the C-STORE handler."""
+        return [(evt.EVT_REQUESTED, self.attach), (evt.EVT_CONN_CLOSE, self.detach)]
+
+    def attach(self, event: Event) -> None:
+        """``EVT_REQUESTED``: before A-ASSOCIATE-AC is sent, so before any P-DATA can arrive."""
+        assoc = event.assoc
+        if not assoc.is_acceptor or getattr(assoc, "_pacs_fast_store", None) is not None:
+            return
+        receiver = FastStoreReceiver(assoc, self.spool_dir, self.storage_classes)
+        assoc.dimse.receive_primitive = receiver.receive_primitive  # type: ignore[method-assign]
+        assoc._pacs_fast_store = receiver  # type: ignore[attr-defined]
+
+    def detach(self, event: Event) -> None:
+        """``EVT_CONN_CLOSE``: a data set cut off by abort or disconnect leaves no spool file."""
+        receiver: FastStoreReceiver | None = getattr(event.assoc, "_pacs_fast_store", None)
+        if receiver is not None:
+            receiver.discard()
