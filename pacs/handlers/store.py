@@ -1,8 +1,8 @@
 """C-STORE (PS3.4 Annex B): the received bytes go to ``Archive.store_file`` unchanged.
 
-The listener runs with ``STORE_RECV_CHUNKED_DATASET``: pynetdicom spools the data
-set to a Part 10 file while it arrives, and the archive moves that file into the
-object store, so large objects never sit whole in memory.
+The data set is spooled to a Part 10 file while it arrives, by pacs/fast_store.py
+(default) or by pynetdicom (``STORE_RECV_CHUNKED_DATASET``), and the archive moves
+that file into the object store, so large objects never sit whole in memory.
 """
 
 from __future__ import annotations
