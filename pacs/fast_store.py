@@ -102,8 +102,8 @@ def parse_command_set(data: bytes) -> dict[int, bytes]:
 
 
 def _text(value: bytes | None) -> str:
-    """A UI/AE value without its padding (PS3.5 6.2)."""
-    return (value or b"").rstrip(b"\x00 ").decode("ascii", "replace")
+    """A UI/AE value without its padding (PS3.5 6.2); ``UnicodeDecodeError`` if it is not ASCII."""
+    return (value or b"").rstrip(b"\x00 ").decode("ascii")
 
 
 def _us(value: bytes | None) -> int | None:
@@ -167,17 +167,29 @@ def _pdata(context_id: int, pdv: bytes) -> P_DATA:
     return primitive
 
 
+def _request(command: dict[int, bytes], message_id: int, priority: int, sop_class: str, sop_instance: str) -> C_STORE:
+    """The C-STORE request primitive (PS3.7 9.1.1.1); its setters validate as for pynetdicom's own decoding."""
+    request = C_STORE()
+    request.MessageID = message_id
+    request.AffectedSOPClassUID = sop_class
+    request.AffectedSOPInstanceUID = sop_instance
+    request.Priority = priority
+    if _MOVE_ORIGINATOR_AE in command:
+        request.MoveOriginatorApplicationEntityTitle = _text(command[_MOVE_ORIGINATOR_AE])
+    if (originator_id := _us(command.get(_MOVE_ORIGINATOR_ID))) is not None:
+        request.MoveOriginatorMessageID = originator_id
+    return request
+
+
 @dataclass
 class _Incoming:
     """A C-STORE-RQ whose data set is being spooled."""
 
     context_id: int
     message_id: int
-    priority: int
     sop_class: str
     sop_instance: str
-    move_originator: str | None
-    move_originator_id: int | None
+    request: C_STORE  # what the EVT_C_STORE handlers get, as pynetdicom would have built it
     path: Path
     file: IO[bytes]
 
@@ -191,7 +203,7 @@ class FastStoreReceiver:
         self.storage_classes = storage_classes
         self._forward = assoc.dimse.receive_primitive  # pynetdicom's own, for every other message
         self._command: list[tuple[int, bytes]] = []  # fragments of the command set being received
-        self._passing = False  # a data set of a message that pynetdicom is decoding
+        self._passing = False  # pynetdicom is in the middle of decoding a message
         self._incoming: _Incoming | None = None
         self._lock = threading.Lock()  # the DUL thread receives; `discard` may run on another
 
@@ -218,9 +230,8 @@ class FastStoreReceiver:
         if not pdv:
             raise ProtocolError("PDV without a message control header")
         control = pdv[0]
-        if self._passing:  # one message is pynetdicom's until its last data set fragment
-            self._forward(_pdata(context_id, pdv))
-            self._passing = not (control & _LAST and not control & _COMMAND)
+        if self._passing:  # a message is pynetdicom's until pynetdicom has decoded all of it
+            self._pass(context_id, pdv)
             return
         incoming = self._incoming
         if incoming is not None:
@@ -251,12 +262,15 @@ class FastStoreReceiver:
         incoming = self._claim(context_id, command)
         if incoming is None:
             for cx, pdv in fragments:
-                self._forward(_pdata(cx, pdv))
-            # Only a command that decoded and announces a data set keeps pynetdicom fed with fragments.
-            self._passing = bool(command) and _us(command.get(_DATA_SET_TYPE)) not in (None, NO_DATA_SET)
+                self._pass(cx, pdv)
             return
         with self._lock:
             self._incoming = incoming
+
+    def _pass(self, context_id: int, pdv: bytes) -> None:
+        """Give one PDV to pynetdicom; its DIMSE layer holds a ``message`` until the last fragment."""
+        self._forward(_pdata(context_id, pdv))
+        self._passing = self.assoc.dimse.message is not None
 
     def _claim(self, context_id: int, command: dict[int, bytes]) -> _Incoming | None:
         """A spool for this command if it is a plain C-STORE-RQ for us, else ``None`` (pynetdicom's)."""
@@ -265,8 +279,11 @@ class FastStoreReceiver:
         data_set_type = _us(command.get(_DATA_SET_TYPE))
         message_id = _us(command.get(_MESSAGE_ID))
         priority = _us(command.get(_PRIORITY))
-        sop_class = _text(command.get(_AFFECTED_SOP_CLASS))
-        sop_instance = _text(command.get(_AFFECTED_SOP_INSTANCE))
+        try:
+            sop_class = _text(command.get(_AFFECTED_SOP_CLASS))
+            sop_instance = _text(command.get(_AFFECTED_SOP_INSTANCE))
+        except UnicodeDecodeError:
+            return None
         context = self.assoc._accepted_cx.get(context_id)
         if (
             data_set_type in (None, NO_DATA_SET)
@@ -280,7 +297,10 @@ class FastStoreReceiver:
             or self.assoc._sent_release
         ):
             return None
-        move_originator = _text(command[_MOVE_ORIGINATOR_AE]) if _MOVE_ORIGINATOR_AE in command else None
+        try:
+            request = _request(command, message_id, priority, sop_class, sop_instance)
+        except (ValueError, TypeError, UnicodeDecodeError):  # values pynetdicom refuses: its path decides
+            return None
         fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")
         file = os.fdopen(fd, "wb")
         try:
@@ -292,11 +312,9 @@ class FastStoreReceiver:
         return _Incoming(
             context_id=context_id,
             message_id=message_id,
-            priority=priority,
             sop_class=sop_class,
             sop_instance=sop_instance,
-            move_originator=move_originator,
-            move_originator_id=_us(command.get(_MOVE_ORIGINATOR_ID)),
+            request=request,
             path=Path(name),
             file=file,
         )
@@ -318,24 +336,12 @@ class FastStoreReceiver:
         response = store_response(incoming.sop_class, incoming.sop_instance, incoming.message_id, status)
         self._send(incoming.context_id, response)
 
-    def _request(self, incoming: _Incoming) -> C_STORE:
-        request = C_STORE()
-        request.MessageID = incoming.message_id
-        request.AffectedSOPClassUID = incoming.sop_class
-        request.AffectedSOPInstanceUID = incoming.sop_instance
-        request.Priority = incoming.priority
-        if incoming.move_originator:
-            request.MoveOriginatorApplicationEntityTitle = incoming.move_originator
-        if incoming.move_originator_id is not None:
-            request.MoveOriginatorMessageID = incoming.move_originator_id
-        request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
-        return request
-
     def _handle(self, incoming: _Incoming) -> int:
         """The bound ``EVT_C_STORE`` handler's status, validated as pynetdicom's storage SCP does."""
         context = self.assoc._accepted_cx[incoming.context_id]
         try:
-            request = self._request(incoming)
+            request = incoming.request
+            request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
             status: Any = evt.trigger(self.assoc, evt.EVT_C_STORE, {"request": request, "context": context.as_tuple})
         except Exception:
             log.exception("Exception in handler bound to 'evt.EVT_C_STORE'")

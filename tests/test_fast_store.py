@@ -28,8 +28,8 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_messages import C_STORE_RQ
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import create_file_meta, encode, write_file_meta_info
 from pynetdicom.pdu_primitives import MaximumLengthNotification
 from sqlalchemy import func, select
@@ -132,9 +132,14 @@ def _pdvs(context_id: int, command: bytes, dataset: bytes, size: int) -> list[by
 def _send_pdus(assoc: Association, items: list[bytes], per_pdu: int) -> None:
     """Write P-DATA-TF PDUs (PS3.8 9.3.5) of *per_pdu* PDV items each straight to the association's socket."""
     if not hasattr(assoc, "responses"):
-        responses: queue.Queue[int] = queue.Queue()
+        responses: queue.Queue[tuple[int, int]] = queue.Queue()
         assoc.responses = responses  # type: ignore[attr-defined]
-        assoc.bind(evt.EVT_DIMSE_RECV, lambda event: responses.put(int(event.message.command_set.Status)))
+
+        def collect(event: evt.Event) -> None:
+            command = event.message.command_set
+            responses.put((int(command.CommandField), int(command.Status)))
+
+        assoc.bind(evt.EVT_DIMSE_RECV, collect)
     sock = assoc.dul.socket
     assert sock is not None
     for i in range(0, len(items), per_pdu):
@@ -144,7 +149,9 @@ def _send_pdus(assoc: Association, items: list[bytes], per_pdu: int) -> None:
 
 def _response(assoc: Association) -> int:
     """The status of the next C-STORE-RSP, as the SCU's DIMSE layer decoded it."""
-    return int(assoc.responses.get(timeout=30))  # type: ignore[attr-defined]
+    field, status = assoc.responses.get(timeout=30)  # type: ignore[attr-defined]
+    assert field == 0x8001, f"expected a C-STORE-RSP, got command field 0x{field:04X}"
+    return int(status)
 
 
 def _context_id(assoc: Association, abstract: str, syntax: str) -> int:
@@ -245,6 +252,30 @@ def test_fragmented_messages_several_pdvs_per_pdu(
     assert _spooled(archive) == []
 
 
+def test_other_messages_in_the_same_pdu_go_to_pynetdicom(archive: Archive, dicom_listener: DicomListener) -> None:
+    """One PDU: a C-ECHO-RQ, then a whole C-STORE-RQ, then another C-ECHO-RQ. Each is answered."""
+    ds = make_instance()
+    contexts = [(CT, [str(ExplicitVRLittleEndian)]), (str(VERIFICATION), [str(ImplicitVRLittleEndian)])]
+    with associate(dicom_listener.port, contexts) as assoc:
+        store_cx = _context_id(assoc, CT, ExplicitVRLittleEndian)
+        echo_cx = _context_id(assoc, str(VERIFICATION), ImplicitVRLittleEndian)
+        echo = C_ECHO()
+        echo.MessageID = 7
+        echo.AffectedSOPClassUID = VERIFICATION
+        message = C_ECHO_RQ()
+        message.primitive_to_message(echo)
+        encoded = encode(message.command_set, True, True)
+        assert encoded is not None
+        items = _pdvs(echo_cx, encoded, b"", 1 << 20)[:1]
+        items += _pdvs(store_cx, _command(ds, 8), _encoded(ds, ExplicitVRLittleEndian), 1 << 20)
+        items += _pdvs(echo_cx, encoded, b"", 1 << 20)[:1]
+        _send_pdus(assoc, items, len(items))
+        answers = sorted(assoc.responses.get(timeout=30) for _ in range(3))  # type: ignore[attr-defined]
+    assert answers == [(0x8001, 0x0000), (0x8030, 0x0000), (0x8030, 0x0000)]
+    stored = _stored(archive, ds.SOPInstanceUID)
+    assert stored[dataset_offset(stored) :] == _encoded(ds, ExplicitVRLittleEndian)
+
+
 def test_small_pdus_from_pynetdicom_scu(archive: Archive, dicom_listener: DicomListener) -> None:
     """An SCU that sends 64-byte PDUs (command set in four fragments) and takes 4096-byte ones back."""
     ae = AE(ae_title="SMALLPDU")
@@ -312,10 +343,10 @@ def test_several_contexts_and_syntaxes_with_other_services_between(
     finally:
         assoc.release()
         ae.shutdown()
-    for ds, syntax in sent:
+    for ds, sent_syntax in sent:
         stored = _stored(archive, ds.SOPInstanceUID)
-        assert pydicom.dcmread(io.BytesIO(stored)).file_meta.TransferSyntaxUID == syntax
-        assert stored[dataset_offset(stored) :] == _encoded(ds, syntax)
+        assert pydicom.dcmread(io.BytesIO(stored)).file_meta.TransferSyntaxUID == sent_syntax
+        assert stored[dataset_offset(stored) :] == _encoded(ds, sent_syntax)
 
 
 def test_deflated_context_goes_as_received(archive: Archive, dicom_listener: DicomListener, tmp_path: Path) -> None:
