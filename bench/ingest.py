@@ -1,9 +1,10 @@
 """Ingest benchmark: dcmtk storescu -> ndt-pacs vs dcmtk storescp (and Orthanc when installed).
 
 Generates N small CT-like instances (~39 kB each, like pynetdicom's benchmark data set), then
-pushes the folder over ONE association with dcmtk `storescu` to each receiver in turn, on
-loopback with TCP_NODELAY=1 in every process. Prints instances/s and MB/s per receiver and the
-ratio against the references. Usage: python bench/ingest.py [--count 1000] [--large 0]
+pushes the folder over ONE association (or --parallel N at once) with dcmtk `storescu` to each
+receiver in turn, on loopback with TCP_NODELAY=1 in every process. Prints instances/s and MB/s per
+receiver and the ratio against the references.
+Usage: python bench/ingest.py [--count 1000] [--large 0] [--parallel 8] [--workers 2]
 """
 
 from __future__ import annotations
@@ -69,18 +70,40 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
+ASSOCIATIONS = 1  # set by --parallel: associations pushing at once, each a share of the corpus
+WORKERS = 1  # set by --workers: ndt-pacs receiver processes (PACS_DICOM_WORKERS)
+
+
+def wait_listeners(port: int, count: int, timeout: float = 60) -> None:
+    """Wait until *count* processes listen on *port* (the receiver workers start after the server)."""
+    deadline = time.monotonic() + timeout
+    while count > 1 and time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
+        if out.stdout.count("pid=") >= count:
+            return
+        time.sleep(0.2)
+
+
 def push(folder: Path, port: int, aet: str) -> float:
+    """Push every file of *folder* with dcmtk storescu over ASSOCIATIONS concurrent associations."""
+    files = sorted(folder.iterdir())
+    shares = [files[n::ASSOCIATIONS] for n in range(ASSOCIATIONS)]
     start = time.perf_counter()
-    result = subprocess.run(
-        [STORESCU, "-aec", aet, "+sd", "127.0.0.1", str(port), str(folder)],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    senders = [
+        subprocess.Popen(
+            [STORESCU, "-aec", aet, "127.0.0.1", str(port), *map(str, share)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+        if share
+    ]
+    failures = [sender.communicate()[1] for sender in senders if sender.wait() != 0]
     elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu failed: {result.stderr[-2000:]}")
+    if failures:
+        raise RuntimeError(f"storescu failed: {failures[0][-2000:]}")
     return elapsed
 
 
@@ -100,6 +123,8 @@ def run_ndt_pacs(folder: Path, work: Path) -> float:
             str(port),
             "--http-port",
             str(http),
+            "--dicom-workers",
+            str(WORKERS),
         ],
         env=ENV,
         stdout=subprocess.DEVNULL,
@@ -108,6 +133,7 @@ def run_ndt_pacs(folder: Path, work: Path) -> float:
     try:
         wait_port(http)
         urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz").read()
+        wait_listeners(port, WORKERS)
         return push(folder, port, "NDTPACS")
     finally:
         proc.terminate()
@@ -167,7 +193,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000, help="small CT instances (default 1000)")
     parser.add_argument("--large", type=int, default=24, help="8 MB DX instances (default 24; 0 to skip)")
+    parser.add_argument("--parallel", type=int, default=1, help="concurrent associations (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="ndt-pacs receiver processes (default 1)")
     args = parser.parse_args()
+    global ASSOCIATIONS, WORKERS  # noqa: PLW0603 - benchmark knobs read by push() and run_ndt_pacs()
+    ASSOCIATIONS, WORKERS = max(1, args.parallel), max(1, args.workers)
     with tempfile.TemporaryDirectory(prefix="pacs-bench-") as tmp:
         root = Path(tmp)
         corpora = [("small CT (~39 kB)", args.count, 128, 152, CTImageStorage, "CT")]
@@ -177,7 +207,8 @@ def main() -> None:
             folder = root / f"corpus-{modality}"
             folder.mkdir()
             size = make_corpus(folder, count, rows, cols, sop_class, modality)
-            print(f"\n== {label}: {count} instances, {size / 1e6:.1f} MB, one association, TCP_NODELAY=1")
+            how = "one association" if ASSOCIATIONS == 1 else f"{ASSOCIATIONS} associations at once"
+            print(f"\n== {label}: {count} instances, {size / 1e6:.1f} MB, {how}, TCP_NODELAY=1")
             results: dict[str, float | None] = {}
             for name, runner in (
                 ("dcmtk storescp", run_storescp),

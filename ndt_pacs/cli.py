@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(
         _storage_settings(args),
-        DicomSettings(**_overrides(args, ["host", "dicom_port", "ae_title"])),
+        DicomSettings(**_overrides(args, ["host", "dicom_port", "ae_title", "dicom_workers"])),
         HttpSettings(**_overrides(args, ["host", "http_port"])),
         dicom_enabled=not args.no_dicom,
         http_enabled=not args.no_http,
@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dicom-port", type=int, help="DICOM port (PACS_DICOM_PORT, default 11112)")
     serve.add_argument("--http-port", type=int, help="HTTP port (PACS_HTTP_PORT, default 8042)")
     serve.add_argument("--ae-title", help="our AE title (PACS_AE_TITLE, default NDTPACS)")
+    serve.add_argument(
+        "--dicom-workers",
+        type=int,
+        help="DICOM receiver processes sharing the port, to use several cores (PACS_DICOM_WORKERS, default 1)",
+    )
     only = serve.add_mutually_exclusive_group()
     only.add_argument("--no-http", action="store_true", help="DICOM receiver only (scale receivers separately)")
     only.add_argument("--no-dicom", action="store_true", help="HTTP server only (scale HTTP nodes separately)")

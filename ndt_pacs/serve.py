@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
 import tempfile
 import threading
@@ -37,17 +40,21 @@ def serve(
     *,
     dicom_enabled: bool = True,
     http_enabled: bool = True,
+    spawn_workers: bool = True,
 ) -> None:
     """Run until SIGINT/SIGTERM; then let open associations finish and close cleanly."""
     if not (dicom_enabled or http_enabled):
         raise ValueError("nothing to serve: --no-dicom and --no-http together")
-    archive = open_archive(storage)
+    archive = open_archive(storage)  # on the embedded default this applies migrations, before any worker starts
     # pynetdicom spools incoming data sets with tempfile: keep them on the data
     # volume so the archive can rename them into the object store.
     tempfile.tempdir = str(storage.spool_dir)
     listener = DicomListener(archive, dicom)
+    workers: list[multiprocessing.process.BaseProcess] = []
     if dicom_enabled:
         listener.start()
+        if spawn_workers:
+            workers = _start_workers(storage, dicom)
     server: _Server | None = None
     if http_enabled:
         config = uvicorn.Config(
@@ -77,6 +84,38 @@ def serve(
                 pass
     finally:
         log.info("shutting down: waiting for open DICOM associations")
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
         listener.stop()
+        for worker in workers:
+            worker.join(dicom.shutdown_grace + 10)
+            if worker.is_alive():
+                log.error("receiver worker %s did not stop: killing it", worker.pid)
+                worker.kill()
         archive.db.dispose()
         log.info("stopped")
+
+
+def _start_workers(storage: StorageSettings, dicom: DicomSettings) -> list[multiprocessing.process.BaseProcess]:
+    """Start ``dicom_workers - 1`` further receiver processes on the same port (this one is the first)."""
+    if dicom.dicom_workers == 1:
+        return []
+    context = multiprocessing.get_context("spawn")  # never fork a process that already runs threads
+    workers: list[multiprocessing.process.BaseProcess] = []
+    for n in range(1, dicom.dicom_workers):
+        worker = context.Process(target=_receiver_worker, args=(storage, dicom), name=f"dicom-worker-{n}", daemon=False)
+        worker.start()
+        workers.append(worker)
+    log.info("%d further DICOM receiver processes share port %d", len(workers), dicom.dicom_port)
+    return workers
+
+
+def _receiver_worker(storage: StorageSettings, dicom: DicomSettings) -> None:
+    """One further receiver process: the DICOM listener only (like ``--no-http``), stopped by SIGTERM.
+
+    It binds with SO_REUSEPORT like the first one (``dicom_workers`` > 1) and starts no workers itself.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    serve(storage, dicom, HttpSettings(), dicom_enabled=True, http_enabled=False, spawn_workers=False)

@@ -57,6 +57,21 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         return client, address
 
 
+class SharedPortAssociationServer(NoDelayAssociationServer):
+    """A listener that shares its port with the other receiver processes (SO_REUSEPORT).
+
+    The kernel spreads incoming associations across the processes bound to the port, so
+    ``PACS_DICOM_WORKERS`` receivers use as many cores; each one is a complete listener
+    on the shared index and object store.
+    """
+
+    def server_bind(self) -> None:
+        """Set SO_REUSEPORT, then bind as usual."""
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 def build_ae(settings: DicomSettings) -> AE:
     """The application entity with every presentation context we accept as SCP."""
     reactor.install()  # event-driven idle waits instead of pynetdicom's 1 ms polling
@@ -113,7 +128,7 @@ class DicomListener:
         server = self.ae.make_server(
             (self.settings.host, self.settings.dicom_port),
             evt_handlers=build_handlers(self.archive, self.settings),
-            server_class=NoDelayAssociationServer,
+            server_class=SharedPortAssociationServer if self.settings.dicom_workers > 1 else NoDelayAssociationServer,
         )
         assert isinstance(server, NoDelayAssociationServer)
         self.ae._servers.append(server)

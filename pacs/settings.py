@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,3 +25,16 @@ class DicomSettings(BaseSettings):
         description="C-STORE requests bypass pynetdicom's DIMSE layer (pacs/fast_store.py; PACS_FAST_STORE)",
     )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds open associations get to finish")
+    dicom_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="DICOM receiver processes sharing the port (SO_REUSEPORT) to use several cores "
+        "(PACS_DICOM_WORKERS)",
+    )
+
+    @model_validator(mode="after")
+    def _workers_need_a_fixed_port(self) -> DicomSettings:
+        if self.dicom_workers > 1 and self.dicom_port == 0:
+            raise ValueError("PACS_DICOM_WORKERS > 1 needs a fixed DICOM port (the workers share it), not 0")
+        return self

@@ -174,8 +174,12 @@ def read_received_file(path: Path) -> ReceivedFile:
             size = fh.seek(0, 2)
             if size < 132:
                 raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
+            # Hash by streaming reads, not through the mapping: hashing a mapping would map every
+            # page of a 1 GB object into this process (RSS grows by the object's size). The
+            # structure walk below touches only the pages holding element headers.
+            fh.seek(0)
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                digest = hashlib.sha256(buf).hexdigest()
                 fh.seek(0)
                 try:
                     ds = dcmread(fh, stop_before_pixels=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -130,3 +131,36 @@ def test_cli_verify_lists_and_sweeps_orphans(tmp_path: Path) -> None:
     assert swept.returncode == 0, swept.stderr
     assert "1 unindexed objects (failed stores) older than an hour, 1 removed" in swept.stdout
     assert not orphan.exists()
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def test_a_large_object_is_ingested_with_flat_memory(tmp_path: Path) -> None:
+    """DESIGN.md: memory stays flat while a large object is stored (hash streamed, header-only parse)."""
+    archive = open_archive(make_settings(tmp_path / "data"))
+    frames = 1000  # 512 x 512 x 16-bit x 1000 frames: 524 MB
+    ds = make_instance(rows=512, columns=512, NumberOfFrames=frames)
+    ds.PixelData = bytes(512 * 512 * 2 * frames)
+    path = write_part10(ds, tmp_path / "large.dcm")
+    del ds
+    before = _rss_mb()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:  # the peak while storing, not what is left afterwards
+        nonlocal peak
+        while not done.wait(0.002):
+            peak = max(peak, _rss_mb())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        result = archive.store_file(path, ACTOR, move=True)
+    finally:
+        done.set()
+        sampler.join()
+    assert result.size > 500_000_000
+    assert peak - before < 100, f"RSS grew by {peak - before:.0f} MB while storing a {result.size / 1e6:.0f} MB object"
+    archive.db.dispose()
