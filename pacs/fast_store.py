@@ -323,7 +323,11 @@ class FastStoreReceiver:
         """The data set is complete: run the C-STORE handlers and answer (PS3.4 B.2.3)."""
         with self._lock:
             self._incoming = None
-            incoming.file.close()
+            try:
+                incoming.file.close()  # flushes the last buffered bytes
+            except OSError:
+                incoming.path.unlink(missing_ok=True)
+                raise
         try:
             status = self._handle(incoming)
         finally:
