@@ -25,7 +25,8 @@ from enum import StrEnum
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage import audit
 from storage.attributes import Level, attributes_at, extract, join_multi, split_multi
@@ -284,89 +285,75 @@ def _changes(current: Any, values: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if getattr(current, name) != value}
 
 
+def _upsert(
+    conn: Connection,
+    model: type[Component] | type[Study] | type[Series],
+    key: InstrumentedAttribute[str],
+    key_value: str,
+    values: dict[str, Any],
+    *,
+    on_insert: dict[str, Any],
+    also_read: Sequence[InstrumentedAttribute[Any]] = (),
+) -> tuple[int, Row[Any] | None]:
+    """Lock the row whose unique *key* is *key_value*; update the *values* that differ, or insert it.
+
+    Returns the row id and the locked row as it was (None when it was inserted).
+    """
+    now = utcnow()
+    values = {name: value for name, value in values.items() if name != key.key}
+    columns = [getattr(model, name) for name in values]
+    row = conn.execute(select(model.id, *also_read, *columns).where(key == key_value).with_for_update()).one_or_none()
+    if row is None:
+        inserted = conn.execute(
+            insert(model)
+            .values(**values, **on_insert, **{key.key: key_value}, created_at=now, updated_at=now)
+            .returning(model.id)
+        ).scalar_one()
+        return int(inserted), None
+    changed = _changes(row, values)
+    if changed:
+        conn.execute(update(model).where(model.id == row.id).values(**changed, updated_at=now))
+    return int(row.id), row
+
+
 def _upsert_hierarchy(conn: Connection, identity: Identity, values: IndexValues) -> tuple[int, int]:
     """Insert or update the component, study and series rows; return (series id, study id)."""
-    now = utcnow()
-    patient_columns = [getattr(Component, name) for name in values.patient]
-    component = conn.execute(
-        select(Component.id, *patient_columns).where(Component.patient_id == values.component_key).with_for_update()
-    ).one_or_none()
-    if component is None:
-        component_id = conn.execute(
-            insert(Component)
-            .values(
-                **{**values.patient, "patient_id": values.component_key},
-                number_of_studies=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Component.id)
-        ).scalar_one()
-    else:
-        component_id = component.id
-        changed = _changes(component, {k: v for k, v in values.patient.items() if k != "patient_id"})
-        if changed:
-            conn.execute(update(Component).where(Component.id == component_id).values(**changed, updated_at=now))
-
-    study_columns = [getattr(Study, name) for name in values.study]
-    study = conn.execute(
-        select(Study.id, Study.modalities_in_study, *study_columns)
-        .where(Study.study_instance_uid == identity.study_instance_uid)
-        .with_for_update()
-    ).one_or_none()
+    component_id, _ = _upsert(
+        conn, Component, Component.patient_id, values.component_key, values.patient, on_insert={"number_of_studies": 0}
+    )
+    study_id, study = _upsert(
+        conn,
+        Study,
+        Study.study_instance_uid,
+        identity.study_instance_uid,
+        values.study,
+        on_insert={
+            "component_id": component_id,
+            "modalities_in_study": "",
+            "number_of_series": 0,
+            "number_of_instances": 0,
+        },
+        also_read=[Study.modalities_in_study],
+    )
     if study is None:
-        modalities: list[str] = []
-        study_id = conn.execute(
-            insert(Study)
-            .values(
-                **{**values.study, "study_instance_uid": identity.study_instance_uid},
-                component_id=component_id,
-                modalities_in_study="",
-                number_of_series=0,
-                number_of_instances=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Study.id)
-        ).scalar_one()
         conn.execute(
             update(Component)
             .where(Component.id == component_id)
             .values(number_of_studies=Component.number_of_studies + 1)
         )
-    else:
-        study_id = study.id
-        modalities = split_multi(study.modalities_in_study)
-        changed = _changes(study, values.study)
-        if changed:
-            conn.execute(update(Study).where(Study.id == study_id).values(**changed, updated_at=now))
-
-    series_columns = [getattr(Series, name) for name in values.series]
-    series = conn.execute(
-        select(Series.id, Series.modality, *series_columns)
-        .where(Series.series_instance_uid == identity.series_instance_uid)
-        .with_for_update()
-    ).one_or_none()
+    modalities = split_multi(study.modalities_in_study) if study is not None else []
+    series_id, series = _upsert(
+        conn,
+        Series,
+        Series.series_instance_uid,
+        identity.series_instance_uid,
+        values.series,
+        on_insert={"study_id": study_id, "number_of_instances": 0},
+        also_read=[Series.modality],
+    )
     if series is None:
-        modality = values.series.get("modality")
-        series_id = conn.execute(
-            insert(Series)
-            .values(
-                **{**values.series, "series_instance_uid": identity.series_instance_uid},
-                study_id=study_id,
-                number_of_instances=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Series.id)
-        ).scalar_one()
         conn.execute(update(Study).where(Study.id == study_id).values(number_of_series=Study.number_of_series + 1))
-    else:
-        series_id = series.id
-        modality = values.series.get("modality") or series.modality
-        changed = _changes(series, values.series)
-        if changed:
-            conn.execute(update(Series).where(Series.id == series_id).values(**changed, updated_at=now))
+    modality = values.series.get("modality") or (series.modality if series is not None else None)
     if modality and modality not in modalities:
         conn.execute(
             update(Study).where(Study.id == study_id).values(modalities_in_study=join_multi([*modalities, modality]))
