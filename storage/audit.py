@@ -19,14 +19,15 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEvent, AuditHead
+from storage.prepared import PreparedStatement
 
 GENESIS = "0" * 64
 
 _EVENTS = cast(Table, AuditEvent.__table__)
 _HEAD = cast(Table, AuditHead.__table__)
-_LOCK_HEAD = select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-_MOVE_HEAD = (
+_LOCK_HEAD = PreparedStatement(select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update())
+_INSERT_EVENT = PreparedStatement(insert(_EVENTS).returning(_EVENTS.c.id))
+_MOVE_HEAD = PreparedStatement(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=bindparam("event_id"), last_hash=bindparam("hash"))
 )
 
@@ -123,7 +124,7 @@ def seen_since(conn: Connection | Session, record: AuditRecord, since: datetime)
 def append_unless_seen(session: Session, record: AuditRecord, since: datetime) -> int | None:
     """Chain *record* unless :func:`seen_since`; checked under the chain lock, so concurrent calls append once."""
     conn = session.connection()
-    conn.execute(_LOCK_HEAD)
+    _LOCK_HEAD.rows(conn, {})
     if seen_since(conn, record, since):
         return None
     return append_to(conn, record)
@@ -131,7 +132,7 @@ def append_unless_seen(session: Session, record: AuditRecord, since: datetime) -
 
 def append_to(conn: Connection, record: AuditRecord) -> int:
     """:func:`append` on a Core connection (the ingest hot path)."""
-    prev_hash = conn.execute(_LOCK_HEAD).scalar_one()
+    [(prev_hash,)] = _LOCK_HEAD.rows(conn, {})
     fields: dict[str, Any] = {
         "occurred_at": datetime.now(UTC),
         "actor": actor_label(record.actor),
@@ -144,8 +145,8 @@ def append_to(conn: Connection, record: AuditRecord) -> int:
         "detail": json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
     }
     entry_hash = _hash_fields(prev_hash, **fields)
-    event_id = conn.execute(_INSERT_EVENT, {**fields, "prev_hash": prev_hash, "hash": entry_hash}).scalar_one()
-    conn.execute(_MOVE_HEAD, {"event_id": event_id, "hash": entry_hash})
+    [(event_id,)] = _INSERT_EVENT.rows(conn, {**fields, "prev_hash": prev_hash, "hash": entry_hash})
+    _MOVE_HEAD.count(conn, {"event_id": event_id, "hash": entry_hash})
     return int(event_id)
 
 

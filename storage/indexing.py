@@ -33,6 +33,7 @@ from storage.attributes import Level, attributes_at, extract, join_multi, split_
 from storage.audit import Actor, AuditRecord
 from storage.diconde.indications import IndicationValues, read_indications
 from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
+from storage.prepared import PreparedStatement
 
 # Core tables and statements built once: the compiled forms are cached, nothing ORM runs per store.
 _COMPONENTS = cast(Table, Component.__table__)
@@ -42,7 +43,7 @@ _INSTANCES = cast(Table, Instance.__table__)
 _VERSIONS = cast(Table, InstanceVersion.__table__)
 _INDICATIONS = cast(Table, Indication.__table__)
 
-_FIND_INSTANCE = (
+_FIND_INSTANCE = PreparedStatement(
     select(_INSTANCES.c.id, _INSTANCES.c.series_id)
     .where(_INSTANCES.c.sop_instance_uid == bindparam("uid"))
     .with_for_update()
@@ -50,12 +51,14 @@ _FIND_INSTANCE = (
 _VERSIONS_OF = select(_VERSIONS.c.version, _VERSIONS.c.sha256, _VERSIONS.c.object_key).where(
     _VERSIONS.c.instance_id == bindparam("instance_id")
 )
-_INSERT_INSTANCE = insert(_INSTANCES).returning(_INSTANCES.c.id)
-_INSERT_VERSION = insert(_VERSIONS)
+_INSERT_INSTANCE = PreparedStatement(insert(_INSTANCES).returning(_INSTANCES.c.id))
+_INSERT_VERSION = PreparedStatement(insert(_VERSIONS))
 _BUMP = {
-    table.name: update(table)
-    .where(table.c.id == bindparam("row_id"))
-    .values(number_of_instances=table.c.number_of_instances + bindparam("delta"))
+    table.name: PreparedStatement(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(number_of_instances=table.c.number_of_instances + bindparam("delta"))
+    )
     for table in (_SERIES, _STUDIES)
 }
 
@@ -157,6 +160,12 @@ class _KnownSeries:
     fingerprint: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _InstanceRow:
+    id: int
+    series_id: int
+
+
 class _StaleCache(Exception):
     """A remembered row is gone: take the full upsert path."""
 
@@ -205,7 +214,8 @@ class IndexWriter:
         stored: ReceivedObject,
     ) -> tuple[StoreResult, _KnownSeries | None]:
         """Index one received object in the caller's transaction; audit it in the same transaction."""
-        row = conn.execute(_FIND_INSTANCE, {"uid": identity.sop_instance_uid}).one_or_none()
+        found = _FIND_INSTANCE.rows(conn, {"uid": identity.sop_instance_uid})
+        row = _InstanceRow(*found[0]) if found else None
         if row is None:
             version, outcome = 1, StoreOutcome.STORED
         else:
@@ -255,8 +265,8 @@ class IndexWriter:
             conn.execute(update(Instance).where(Instance.id == instance_id).values(**columns))
             conn.execute(delete(Indication).where(Indication.instance_id == instance_id))
         _insert_indications(conn, instance_id, values.indications)
-        conn.execute(
-            _INSERT_VERSION,
+        _INSERT_VERSION.count(
+            conn,
             {
                 "instance_id": instance_id,
                 "version": version,
@@ -275,8 +285,7 @@ class IndexWriter:
 def _bump_instances(conn: Connection, series_id: int, study_id: int, delta: int) -> None:
     """Add *delta* to the instance counters of a series and its study (PS3.4 C.3.4 aggregates)."""
     for table, row_id in ((_SERIES, series_id), (_STUDIES, study_id)):
-        done = conn.execute(_BUMP[table.name], {"row_id": row_id, "delta": delta})
-        if done.rowcount != 1:
+        if _BUMP[table.name].count(conn, {"row_id": row_id, "delta": delta}) != 1:
             raise _StaleCache(f"{table.name} row {row_id} is gone")
 
 

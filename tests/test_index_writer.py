@@ -10,12 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 
 from storage.archive import Archive, StoreOutcome
 from storage.audit import Actor
@@ -24,6 +25,7 @@ from storage.factory import open_archive
 from storage.fixity import find_orphans
 from storage.models import Component, Instance, Series, Study
 from storage.objects import FileObjectStore
+from storage.prepared import PreparedStatement
 from tests.conftest import make_settings, stored_keys
 from tests.factories import make_instance, write_part10
 
@@ -164,3 +166,30 @@ def test_a_large_object_is_ingested_with_flat_memory(tmp_path: Path) -> None:
     assert result.size > 500_000_000
     assert peak - before < 100, f"RSS grew by {peak - before:.0f} MB while storing a {result.size / 1e6:.0f} MB object"
     archive.db.dispose()
+
+
+def test_prepared_statements_write_exactly_what_sqlalchemy_writes(archive: Archive) -> None:
+    """The hot path's DBAPI-level statements keep the dialect's bind processing (e.g. SQLite datetimes)."""
+    table = cast(Table, Component.__table__)
+    moment = datetime(2026, 11, 21, 8, 30, 15, 123456, tzinfo=UTC)
+    row = {"number_of_studies": 2, "created_at": moment, "updated_at": moment}
+    prepared = PreparedStatement(insert(table).returning(table.c.id))
+    lock = PreparedStatement(select(table.c.patient_id).where(table.c.id == bindparam("row_id")).with_for_update())
+
+    def write(conn: Connection) -> tuple[int, int]:
+        [(ours,)] = prepared.rows(conn, {"patient_id": "SN-PREPARED", **row})
+        theirs = conn.execute(insert(table).values(patient_id="SN-CORE", **row).returning(table.c.id)).scalar_one()
+        assert lock.rows(conn, {"row_id": ours}) == [("SN-PREPARED",)]
+        return ours, theirs
+
+    ours, theirs = archive.db.write_core(write)
+    with archive.db.engine.connect() as conn:
+        raw = {
+            pid: (created, studies)
+            for pid, created, studies in conn.exec_driver_sql(
+                "SELECT patient_id, created_at, number_of_studies FROM components"
+            )
+        }
+    assert raw["SN-PREPARED"] == raw["SN-CORE"]
+    with archive.db.read_session() as session:
+        assert session.get_one(Component, ours).created_at == session.get_one(Component, theirs).created_at

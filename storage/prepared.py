@@ -1,0 +1,101 @@
+"""Core statements compiled once and run on the DBAPI cursor: the ingest hot path's SQL.
+
+SQLAlchemy's execution machinery (execution context, result objects, parameter
+processing) costs about 150 µs per statement on this machine, as much as the
+database itself for the few short statements one store needs. A
+:class:`PreparedStatement` compiles its statement once per dialect and set of
+parameter names, keeps the dialect's bind processors (SQLite stores datetimes in
+SQLAlchemy's own text format: rows must look exactly as if written through
+SQLAlchemy) and executes on the connection's DBAPI cursor, inside the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # bind names in parameter order (positional paramstyles)
+    positional: bool
+    processors: Mapping[str, Callable[[Any], Any]]
+    literals: Mapping[str, Any]  # values compiled into the statement (e.g. the 1 of ``id == 1``)
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect, keys: Sequence[str]) -> _Compiled:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+        assert isinstance(compiled, SQLCompiler)
+        processors: dict[str, Callable[[Any], Any]] = {}
+        literals: dict[str, Any] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+            if bind.value is not None or bind.callable is not None:
+                literals[name] = bind.effective_value
+        return cls(
+            sql=compiled.string,
+            names=tuple(compiled.positiontup or ()),
+            positional=bool(dialect.positional),
+            processors=processors,
+            literals=literals,
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        merged = {**self.literals, **values}
+        bound = {name: self.processors[name](v) if name in self.processors else v for name, v in merged.items()}
+        if self.positional:
+            return [bound[name] for name in self.names]
+        return bound
+
+
+class PreparedStatement:
+    """One statement, executed with plain parameter dicts on the DBAPI cursor of a Core connection."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def _for(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        key = (dialect.name, keys)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.setdefault(key, _Compiled.of(self.statement, dialect, keys))
+        return compiled
+
+    def run(self, conn: Connection, values: Mapping[str, Any]) -> DBAPICursor:
+        """Execute with *values* (by bind or column name) in *conn*'s transaction; the open cursor."""
+        compiled = self._for(conn.dialect, tuple(values))
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(compiled.sql, compiled.parameters(values))
+        return cursor
+
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute and fetch every row (a SELECT, or a statement with RETURNING)."""
+        cursor = self.run(conn, values)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def count(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Execute and return the number of rows it changed."""
+        cursor = self.run(conn, values)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
