@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -81,7 +82,16 @@ class PreparedStatement:
         dbapi_connection = conn.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(values))
+        parameters = compiled.parameters(values)
+        try:
+            cursor.execute(compiled.sql, parameters)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # Raise what SQLAlchemy would (IntegrityError, OperationalError, ...), so the
+            # callers' retry and error mapping (Database.write_core) treat it the same way.
+            cursor.close()
+            raise DBAPIError.instance(
+                compiled.sql, parameters, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
         return cursor
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
