@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from ndt_pacs.logs import configure_logging
 from pacs.settings import DicomSettings
 from storage import __version__
 from storage.settings import StorageSettings
@@ -274,12 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pacs`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose)
     from storage.errors import IndexUnavailable, StorageUnavailable
 
     try:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage.factory import open_archive
@@ -116,6 +117,5 @@ def _receiver_worker(storage: StorageSettings, dicom: DicomSettings) -> None:
 
     It binds with SO_REUSEPORT like the first one (``dicom_workers`` > 1) and starts no workers itself.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    configure_logging(process="worker")
     serve(storage, dicom, HttpSettings(), dicom_enabled=True, http_enabled=False, spawn_workers=False)

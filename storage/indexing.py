@@ -274,7 +274,7 @@ class IndexWriter:
                 "size_bytes": stored.size,
                 "sha256": stored.sha256,
                 "transfer_syntax_uid": stored.transfer_syntax_uid,
-                "received_by": f"{actor.kind}:{actor.name}",
+                "received_by": audit.actor_label(actor),
                 "received_at": utcnow(),
             },
         )

@@ -149,9 +149,12 @@ class S3ObjectStore:
         With *move* the local file is removed after the upload succeeded.
         """
         name = self._name(key)
-        if self._has_object(key, os.stat(path).st_size):
-            # Keys are content-addressed (the SHA-256 is part of the key): a resend of
-            # bytes already uploaded needs no second upload.
+        size = os.stat(path).st_size
+        # Keys are content-addressed (the SHA-256 is part of the key): a resend of bytes
+        # already uploaded needs no second upload. Asking costs a round trip on every
+        # store, about what uploading a small object costs, so only multipart-sized
+        # objects ask first.
+        if size >= PART_SIZE and self._has_object(key, size):
             if move:
                 with contextlib.suppress(OSError):
                     os.unlink(path)

@@ -115,6 +115,19 @@ def test_large_object_is_uploaded_in_parts(s3_settings: StorageSettings, tmp_pat
     assert read.hexdigest() == digest.hexdigest()
 
 
+def test_existing_large_object_is_not_uploaded_again(s3_settings: StorageSettings, tmp_path: Path) -> None:
+    """Content-addressed keys: a multipart-sized object already under its key is not sent again."""
+    store = open_object_store(s3_settings)
+    assert isinstance(store, S3ObjectStore)
+    first, second = tmp_path / "first.dcm", tmp_path / "second.dcm"
+    first.write_bytes(b"\x01" * PART_SIZE)
+    second.write_bytes(b"\x02" * PART_SIZE)  # same size: only an upload could change the object
+    store.put_file(KEY, first)
+    store.put_file(KEY, second, move=True)
+    assert not second.exists()  # moved means consumed, uploaded or not
+    assert read_bytes(store, KEY, 0, 4) == b"\x01" * 4
+
+
 def test_bucket_is_created_when_missing(moto_server: MotoServer, tmp_path: Path) -> None:
     env = s3_env_for(moto_server.endpoint)
     bucket = env["PACS_STORAGE_URL"].removeprefix("s3://")
