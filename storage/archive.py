@@ -36,7 +36,7 @@ from storage.dicomfile import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
 from storage.indexing import Identity, IndexValues, IndexWriter, ReceivedObject, StoreOutcome, StoreResult
 from storage.models import Instance
-from storage.objects import CHUNK, FileObjectStore, ObjectStore
+from storage.objects import FileObjectStore, ObjectStore
 from storage.query import Match, Query, run_query
 from storage.retrieve import StoredInstance, iter_object, list_instances, open_object
 from storage.uids import object_key, require_uid
@@ -112,19 +112,6 @@ class Archive:
         self.indexer = IndexWriter()
 
     # -- ingest ----------------------------------------------------------------
-
-    def store_stream(self, stream: BinaryIO, actor: Actor) -> StoreResult:
-        """Spool a Part 10 stream to disk (never whole in memory), then :meth:`store_file`."""
-        fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as spool:
-                while block := stream.read(CHUNK):
-                    spool.write(block)
-            return self.store_file(path, actor, move=True)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
 
     def store_file(self, path: Path, actor: Actor, *, move: bool = False) -> StoreResult:
         """Archive the DICOM Part 10 file at *path* (DESIGN.md steps 1-5).

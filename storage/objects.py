@@ -120,18 +120,6 @@ class FileObjectStore:
             self._known_dirs.discard(target.parent)
             raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc
 
-    def put_stream(self, key: str, stream: BinaryIO) -> None:
-        """Durably store everything read from *stream* at *key*."""
-        target = self._path(key)
-        try:
-            self._ensure_dir(target.parent)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
-            with os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(stream, dst, CHUNK)
-            self.put_file(key, Path(tmp), move=True)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc
-
     def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream the object (or the range *offset*, *length*) in chunks."""
         try:

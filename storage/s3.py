@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlparse
 
 import urllib3
@@ -173,21 +173,6 @@ class S3ObjectStore:
         if move:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-
-    def put_stream(self, key: str, stream: BinaryIO) -> None:
-        """Upload everything read from *stream* (length unknown: multipart in ``PART_SIZE`` parts)."""
-        try:
-            self.client.put_object(
-                self.bucket,
-                self._name(key),
-                stream,
-                length=-1,
-                content_type=CONTENT_TYPE,
-                part_size=PART_SIZE,
-                num_parallel_uploads=PARALLEL_PARTS,
-            )
-        except _TRANSPORT_ERRORS as exc:
-            raise StorageUnavailable(f"cannot write object {key} to S3: {exc}") from exc
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream the object (or the range *offset*, *length*); :class:`NotFound` when missing."""
