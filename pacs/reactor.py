@@ -59,6 +59,11 @@ def _wait_for_message(assoc: association.Association, seconds: float) -> None:
     with messages.not_empty:  # the queue's own lock: `put` notifies this condition
         if not messages.queue:
             messages.not_empty.wait(seconds)
+        if messages.queue:
+            # `put` wakes ONE waiter. A thread of ours blocked in `get` (a send_* call
+            # waiting for its response) may be waiting too: pass the wake-up on, or it
+            # sleeps through its own response while the reactor, paused, never takes it.
+            messages.not_empty.notify()
 
 
 @dataclass
