@@ -11,6 +11,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -18,7 +19,9 @@ import uvicorn
 from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
+from storage import indexer
 from storage.factory import open_archive
+from storage.intake import Intake
 from storage.settings import StorageSettings
 from viewer.app import create_app
 from viewer.settings import HttpSettings
@@ -50,6 +53,15 @@ def serve(
     # pynetdicom spools incoming data sets with tempfile: keep them on the data
     # volume so the archive can rename them into the object store.
     tempfile.tempdir = str(storage.spool_dir)
+    supervisor: _IndexerSupervisor | None = None
+    if storage.deferred_index:
+        # Stores are answered once durable in the intake; the indexer process indexes them and
+        # every read here waits for what was acknowledged before it (storage/intake.py).
+        intake = Intake(storage.intake_dir)
+        archive.use_intake(intake)
+        if spawn_workers:  # the first process of a `pacs serve`; receiver workers share its indexer
+            supervisor = _IndexerSupervisor(storage, intake)
+            supervisor.start()
     listener = DicomListener(archive, dicom)
     workers: list[multiprocessing.process.BaseProcess] = []
     if dicom_enabled:
@@ -94,8 +106,73 @@ def serve(
             if worker.is_alive():
                 log.error("receiver worker %s did not stop: killing it", worker.pid)
                 worker.kill()
+        if supervisor is not None:
+            supervisor.stop()
         archive.db.dispose()
         log.info("stopped")
+
+
+class _IndexerSupervisor:
+    """The indexer process of a `pacs serve`: ready before the listener starts, restarted if it dies, stopped last."""
+
+    def __init__(self, storage: StorageSettings, intake: Intake) -> None:
+        self.storage = storage
+        self.intake = intake
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="indexer-watchdog", daemon=True)
+
+    def _spawn(self, ready_timeout: float = 120.0) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process that already runs threads
+        self.process = context.Process(target=_indexer_process, args=(self.storage,), name="indexer", daemon=False)
+        self.process.start()
+        deadline = time.monotonic() + ready_timeout
+        while not self.intake.indexer_running():  # it (or another server's indexer) holds the lock
+            if not self.process.is_alive():
+                raise RuntimeError("the indexer process exited during start-up (see its log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the indexer process did not start")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        """Start the indexer and wait until an indexer holds the intake."""
+        self._spawn()
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            if self.process is not None and not self.process.is_alive() and not self._stopping.is_set():
+                log.error("the indexer process exited (code %s): starting a new one", self.process.exitcode)
+                try:
+                    self._spawn()
+                except RuntimeError as exc:
+                    log.error("%s", exc)
+
+    def stop(self, grace: float = 120.0) -> None:
+        """SIGTERM: the indexer indexes what the intake holds, then exits (what it cannot finish stays)."""
+        self._stopping.set()
+        process = self.process
+        if process is None:
+            return
+        if process.pid is not None and process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(grace)
+        if process.is_alive():
+            log.error("indexer %s did not stop: killing it (the intake keeps its entries)", process.pid)
+            process.kill()
+
+
+def _indexer_process(storage: StorageSettings) -> None:
+    """The indexer: indexes the intake until SIGTERM/SIGINT, then drains it and exits."""
+    configure_logging(process="indexer")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us last
+    archive = open_archive(storage, migrate_embedded=False)
+    try:
+        indexer.run(archive, Intake(storage.intake_dir), stop)
+    finally:
+        archive.db.dispose()
 
 
 def _start_workers(storage: StorageSettings, dicom: DicomSettings) -> list[multiprocessing.process.BaseProcess]:

@@ -35,6 +35,7 @@ Not raised for fast-path messages: ``EVT_DIMSE_RECV`` / ``EVT_DIMSE_SENT``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import struct
@@ -192,6 +193,7 @@ class _Incoming:
     request: C_STORE  # what the EVT_C_STORE handlers get, as pynetdicom would have built it
     path: Path
     file: IO[bytes]
+    digest: hashlib._Hash  # SHA-256 of what was written: the archive need not read the file again
 
 
 class FastStoreReceiver:
@@ -240,7 +242,9 @@ class FastStoreReceiver:
             with self._lock:
                 if self._incoming is not incoming:  # discarded under us: the association is ending
                     return
-                incoming.file.write(memoryview(pdv)[1:])
+                fragment = memoryview(pdv)[1:]
+                incoming.file.write(fragment)
+                incoming.digest.update(fragment)
             if control & _LAST:
                 self._complete(incoming)
             return
@@ -303,8 +307,9 @@ class FastStoreReceiver:
             return None
         fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")
         file = os.fdopen(fd, "wb")
+        header = file_meta_header(sop_class, sop_instance, str(context.transfer_syntax[0]))
         try:
-            file.write(file_meta_header(sop_class, sop_instance, str(context.transfer_syntax[0])))
+            file.write(header)
         except OSError:
             file.close()
             os.unlink(name)
@@ -317,6 +322,7 @@ class FastStoreReceiver:
             request=request,
             path=Path(name),
             file=file,
+            digest=hashlib.sha256(header),
         )
 
     def _complete(self, incoming: _Incoming) -> None:
@@ -346,6 +352,7 @@ class FastStoreReceiver:
         try:
             request = incoming.request
             request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
+            request._pacs_sha256 = incoming.digest.hexdigest()  # type: ignore[attr-defined]
             status: Any = evt.trigger(self.assoc, evt.EVT_C_STORE, {"request": request, "context": context.as_tuple})
         except Exception:
             log.exception("Exception in handler bound to 'evt.EVT_C_STORE'")

@@ -30,11 +30,13 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from storage import audit
+from storage.admission import examine_for_admission
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
 from storage.indexing import Identity, IndexValues, IndexWriter, ReceivedObject, StoreOutcome, StoreResult
+from storage.intake import Entry, Intake
 from storage.models import Instance
 from storage.objects import FileObjectStore, ObjectStore
 from storage.query import Match, Query, run_query
@@ -110,6 +112,7 @@ class Archive:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.max_results = max_results
         self.indexer = IndexWriter()
+        self.intake: Intake | None = None  # set by use_intake (deferred indexing)
 
     # -- ingest ----------------------------------------------------------------
 
@@ -153,6 +156,74 @@ class Archive:
             log.warning("object %s left unindexed after a failed index transaction", stored.key)
             raise
         self.indexer.remember(identity.series_instance_uid, known)
+        return result
+
+    # -- deferred indexing (storage/intake.py) ----------------------------------------
+
+    def use_intake(self, intake: Intake) -> None:
+        """Acknowledge stores through :meth:`admit_file` once durable in *intake*; reads wait for the indexer."""
+        self.intake = intake
+        self.db.before_read = intake.settle
+
+    def admit_file(self, path: Path, actor: Actor, *, sha256: str | None = None) -> Entry:
+        """The receiver's half of a deferred store: check the file, make it durable in the intake.
+
+        Raises :class:`InvalidInstance` for what :meth:`store_file` refuses (nothing is kept) and
+        :class:`StorageUnavailable` when the intake cannot be written. Once this returns, the
+        object is durable and the indexer will index it (:meth:`index_entry`).
+        """
+        if self.intake is None:
+            raise RuntimeError("deferred indexing is not enabled on this archive (use_intake)")
+        try:
+            examine_for_admission(path)
+            if sha256 is None:
+                with open(path, "rb") as fh:
+                    sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+        except InvalidInstance as exc:
+            self._audit_rejection(actor, str(exc), path)
+            raise
+        except OSError as exc:
+            raise InvalidInstance(f"cannot read received file: {exc}") from exc
+        return self.intake.admit(path, actor, sha256)
+
+    def index_entry(self, intake: Intake, entry: Entry) -> StoreResult:
+        """The indexer's half: examine *entry* fully, place its object, index it, then remove the entry.
+
+        An admitted file that pydicom cannot parse after all is still indexed, under the UIDs
+        it was admitted with and without header values, and the log says so: it was acknowledged,
+        so it must stay findable. Raises :class:`InvalidInstance` only when even that is
+        impossible (the caller sets the entry aside).
+        """
+        try:
+            received = read_received_file(entry.path)
+            identity = _identity(received.dataset)
+            values = IndexValues.of(received.dataset)
+            header = header_json(received.dataset)
+            size, transfer_syntax = received.size, received.transfer_syntax_uid
+        except InvalidInstance as exc:
+            admission = examine_for_admission(entry.path)
+            log.error("admitted object %s indexed without its header: %s", entry.name, exc)
+            identity, size, transfer_syntax = admission.identity, admission.size, admission.transfer_syntax_uid
+            values = IndexValues(component_key="", patient={}, study={}, series={}, image={}, indications=[])
+            header = "{}"
+        stored = ReceivedObject(
+            key=object_key(
+                identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, entry.sha256
+            ),
+            sha256=entry.sha256,
+            size=size,
+            transfer_syntax_uid=transfer_syntax,
+            header_json=header,
+        )
+        self.objects.put_file(stored.key, entry.path, link=True)
+        actor = entry.actor
+        try:
+            result, known = self.db.write_core(lambda c: self.indexer.index(c, actor, identity, values, stored))
+        except Exception:
+            self.indexer.forget(identity.series_instance_uid)
+            raise
+        self.indexer.remember(identity.series_instance_uid, known)
+        intake.done(entry)
         return result
 
     def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:

@@ -79,10 +79,15 @@ class Database:
             self._write_engine = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+        # Called before every read session and ORM write: deferred indexing sets it to
+        # Intake.settle, so a read sees every store acknowledged before it began.
+        self.before_read: Callable[[], object] | None = None
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reads; rolled back and closed at the end."""
+        if self.before_read is not None:
+            self.before_read()
         try:
             with self._read() as session:
                 yield session
@@ -100,6 +105,8 @@ class Database:
             with self._write() as session, session.begin():
                 return work(session)
 
+        if self.before_read is not None:
+            self.before_read()
         return self._retrying(in_session, attempts)
 
     def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,12 @@ CHUNK = 1024 * 1024
 class ObjectStore(Protocol):
     """Write-once object storage for original DICOM files."""
 
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
-        """Store the file at *path* under *key* durably (moving it when *move* and possible)."""
+    def put_file(self, key: str, path: Path, *, move: bool = False, link: bool = False) -> None:
+        """Store the file at *path* under *key* durably (moving it when *move* and possible).
+
+        *link*: *path* is an already durable file that is never modified again (an intake
+        entry): a store on the same file system may hard-link it instead of copying.
+        """
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream the object's bytes, optionally a range starting at *offset*."""
@@ -85,12 +90,19 @@ class FileObjectStore:
                 node = node.parent
         self._known_dirs.add(directory)
 
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+    def put_file(self, key: str, path: Path, *, move: bool = False, link: bool = False) -> None:
         """Durably place *path* at *key*: file data and directory entry are fsynced before returning."""
         target = self._path(key)
         try:
             self._ensure_dir(target.parent)
-            if move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
+            if link and os.stat(path).st_dev == os.stat(target.parent).st_dev:
+                # The source's data is already on disk: a second name for it, placed atomically.
+                second_name = target.parent / f".put-{os.getpid()}-{threading.get_ident()}-{target.name}"
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(second_name)
+                os.link(path, second_name)
+                os.replace(second_name, target)
+            elif move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
                 # Rename first, then fsync the file and its directory: on a journaling file
                 # system the file's fsync then commits the rename too, and the directory
                 # fsync finds nothing left to do (one journal commit instead of two). A crash

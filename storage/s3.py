@@ -143,10 +143,11 @@ class S3ObjectStore:
             raise ValueError(f"invalid object key {key!r}")
         return self.prefix + key
 
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+    def put_file(self, key: str, path: Path, *, move: bool = False, link: bool = False) -> None:  # noqa: ARG002
         """Upload *path* (multipart above ``PART_SIZE``); return once S3 acknowledged it.
 
-        With *move* the local file is removed after the upload succeeded.
+        With *move* the local file is removed after the upload succeeded; *link* changes
+        nothing here (an upload is always a copy).
         """
         name = self._name(key)
         size = os.stat(path).st_size

@@ -30,6 +30,13 @@ class StorageSettings(BaseSettings):
     s3_secret_key: str | None = None
     s3_secure: bool = False
     s3_region: str | None = None
+    deferred_index: bool = Field(
+        default=True,
+        description=(
+            "pacs serve: answer a C-STORE once the object is durable and index it in a separate indexer "
+            "process (reads wait for it); false: index before answering"
+        ),
+    )
     query_max_results: int = Field(
         default=10_000, ge=1, description="Hard cap on results of any one query (C-FIND, QIDO)"
     )
@@ -47,6 +54,11 @@ class StorageSettings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir.resolve() / "objects").as_uri()
+
+    @property
+    def intake_dir(self) -> Path:
+        """Acknowledged objects waiting for the indexer (deferred indexing, storage/intake.py)."""
+        return self.data_dir.resolve() / "intake"
 
     @property
     def spool_dir(self) -> Path:

@@ -1,14 +1,20 @@
-"""C-STORE (PS3.4 Annex B): the received bytes go to ``Archive.store_file`` unchanged.
+"""C-STORE (PS3.4 Annex B): the received bytes go to the archive unchanged.
 
 The data set is spooled to a Part 10 file while it arrives, by pacs/fast_store.py
 (default) or by pynetdicom (``STORE_RECV_CHUNKED_DATASET``), and the archive moves
 that file into the object store, so large objects never sit whole in memory.
+
+With deferred indexing (``pacs serve`` default) the file is admitted to the intake
+(``Archive.admit_file``: checked, durable) and answered; the indexer process indexes
+it moments later. The peer's A-RELEASE is answered only once every instance of the
+association is indexed, so a device that has released finds all it sent.
 """
 
 from __future__ import annotations
 
 import logging
 
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 
 from pacs.actor import actor_of
@@ -23,6 +29,11 @@ def handle_store(event: Event, archive: Archive) -> Status:
     """Archive one instance; success only once it is durable and indexed."""
     actor = actor_of(event)
     try:
+        if archive.intake is not None:
+            entry = archive.admit_file(event.dataset_path, actor, sha256=getattr(event.request, "_pacs_sha256", None))
+            _admitted_on(event.assoc, archive).add(entry.name)
+            log.debug("C-STORE %s from %s: admitted", entry.name, actor.name)
+            return Status.SUCCESS
         result = archive.store_file(event.dataset_path, actor, move=True)
     except InvalidInstance as exc:
         log.warning("C-STORE from %s rejected: %s", actor.name, exc)
@@ -35,3 +46,24 @@ def handle_store(event: Event, archive: Archive) -> Status:
         return Status.PROCESSING_FAILURE
     log.debug("C-STORE %s from %s: %s", result.sop_instance_uid, actor.name, result.outcome)
     return Status.SUCCESS
+
+
+def _admitted_on(assoc: Association, archive: Archive) -> set[str]:
+    """The intake entries admitted on *assoc*; the first call makes its A-RELEASE wait for them."""
+    admitted: set[str] | None = getattr(assoc, "_pacs_admitted", None)
+    if admitted is not None:
+        return admitted
+    admitted = set()
+    assoc._pacs_admitted = admitted  # type: ignore[attr-defined]
+    intake = archive.intake
+    send_release = assoc.acse.send_release
+
+    def release_once_indexed(is_response: bool = False) -> None:
+        if is_response and intake is not None and admitted:
+            # PS3.8 7.2: the A-RELEASE-RP may follow whenever we are ready; answer it once the
+            # association's instances are findable, so a device that has released finds all it sent.
+            intake.settle(set(admitted))
+        send_release(is_response)
+
+    assoc.acse.send_release = release_once_indexed  # type: ignore[method-assign]
+    return admitted
