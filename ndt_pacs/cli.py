@@ -82,6 +82,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Fixity: re-hash every stored object against the index."""
     from storage.factory import open_archive
     from storage.fixity import find_orphans, verify_objects
+    from storage.intake import Intake
 
     archive = open_archive(_storage_settings(args))
     report = verify_objects(archive)
@@ -95,7 +96,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{len(orphans.found)} unindexed objects (failed stores) older than an hour"
         + (f", {len(orphans.removed)} removed" if args.sweep_orphans else "; remove them with --sweep-orphans")
     )
-    return 0 if not report.problems else 1
+    intake = Intake(_storage_settings(args).intake_dir)
+    waiting, set_aside = intake.entries(), intake.rejected()
+    for path in set_aside:
+        print(f"SET ASIDE: {path} (acknowledged, could not be indexed)")
+    print(f"intake: {len(waiting)} acknowledged objects waiting for the indexer, {len(set_aside)} set aside")
+    return 0 if not report.problems and not set_aside else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

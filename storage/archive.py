@@ -361,12 +361,15 @@ class Archive:
     # -- health ----------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
-        """Whether the database and the object store answer."""
+        """Whether the database and the object store answer (and, with deferred indexing, an indexer runs)."""
         try:
             objects_ok = self.objects.check()
         except Exception:  # noqa: BLE001 - a health probe reports any failure as down
             objects_ok = False
-        return {"database": self.db.ping(), "object_store": objects_ok}
+        state = {"database": self.db.ping(), "object_store": objects_ok}
+        if self.intake is not None:
+            state["indexer"] = self.intake.indexer_running()
+        return state
 
 
 __all__ = ["Archive", "CommitmentCheck", "CommitmentFailure", "StoreOutcome", "StoreResult", "StorageUnavailable"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydicom.data import get_testdata_files
 from pynetdicom import AE
@@ -286,6 +288,15 @@ def test_an_entry_that_cannot_be_indexed_is_set_aside_and_the_rest_indexed(
             select(AuditEvent.detail).where(AuditEvent.action == "store", AuditEvent.outcome == "failure")
         ).scalar_one()
     assert "not indexable" in str(failure)
+    if receiving.db.is_sqlite:  # `pacs verify` reports it and fails (the CLI reads the data dir's own index)
+        verify = subprocess.run(
+            [sys.executable, "-m", "ndt_pacs", "verify", "--data-dir", str(intake.directory.parent)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert verify.returncode == 1, verify.stdout
+        assert f"SET ASIDE: {intake.directory / 'rejected' / entries[1].name}" in verify.stdout
 
 
 def test_one_indexer_per_intake(deferred: tuple[Archive, Archive, Intake]) -> None:
@@ -368,6 +379,9 @@ def test_a_store_is_found_by_another_association_at_once(
 def test_pacs_serve_indexes_the_intake_before_it_exits(tmp_path: Path) -> None:
     """`pacs serve` (deferred by default): SIGTERM right after the push; nothing acknowledged is lost."""
     server = start_server(tmp_path / "pacs-data")
+    health = httpx.get(f"{server.http}/healthz", timeout=10).json()
+    assert health["indexer"] == "running"
+    assert health["intake"] == {"waiting": 0, "set_aside": 0}
     folder = tmp_path / "push"
     folder.mkdir()
     for n in range(60):

@@ -31,12 +31,15 @@ def create_app(archive: Archive, *, permissions: Iterable[str] | None = None) ->
         """Version and the state of the index database and the object store."""
         state: dict[str, Any] = archive.health()
         ok = all(state.values())
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "degraded",
             "version": __version__,
             "database": "up" if state["database"] else "down",
             "object_store": "up" if state["object_store"] else "down",
         }
+        if archive.intake is not None:  # deferred indexing: acknowledged objects waiting for the indexer
+            body["indexer"] = "running" if state["indexer"] else "not running"
+            body["intake"] = {"waiting": len(archive.intake.entries()), "set_aside": len(archive.intake.rejected())}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     api_routes.install(app)
