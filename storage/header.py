@@ -2,10 +2,10 @@
 
 Ingest reads every element of a received header: the identity and the index read some
 by tag, the DICOM JSON reads them all. pydicom converts a raw element on first access
-and keeps the result in the data set. :func:`element` does that same conversion
-(``convert_raw_data_element``: pydicom's values, warnings and errors) and caches it the
-same way, but skips ``Dataset.__getitem__``/``__setitem__`` for plain elements (public,
-read in full, VR neither SQ, UN nor ambiguous), where they would do nothing more.
+and keeps the result in the data set. :func:`element` does that same conversion (pydicom's
+converters: its values, warnings and errors; its hooks when any are customised) and keeps
+it the same way, but skips ``Dataset.__getitem__``/``__setitem__`` for plain elements
+(public, read in full, VR neither SQ, UN nor ambiguous), where they would do nothing more.
 :func:`json_dict` equals ``Dataset.to_json_dict(..., suppress_invalid_tags=True)`` (same
 strict conversion of what is still raw, same elements dropped), serialising the common
 VRs itself; sequences, binary and AT values go through pydicom's own code.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, MutableSequence
-from typing import Any
+from typing import Any, cast
 
 from pydicom import config
-from pydicom import hooks as default_hooks
+from pydicom import hooks as pydicom_hooks
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import PIXEL_KEYWORDS, Dataset
@@ -47,8 +47,8 @@ def _convert(raw: RawDataElement, vr: str, ds: Dataset) -> DataElement:
     """``convert_raw_data_element`` of a plain element, without the hooks when they are pydicom's defaults."""
     encoding = ds.original_character_set or ds._character_set
     if (
-        hooks.raw_element_vr is default_hooks.raw_element_vr
-        and hooks.raw_element_value is default_hooks.raw_element_value
+        hooks.raw_element_vr is pydicom_hooks.raw_element_vr
+        and hooks.raw_element_value is pydicom_hooks.raw_element_value
         and not hooks.raw_element_kwargs
         and not config.data_element_callback
     ):
@@ -141,8 +141,7 @@ def json_dict(
         for key in ds.keys():  # noqa: SIM118 - iterating the Dataset would convert every element
             json_key = f"{key:08X}"
             try:
-                converted = element(ds, key)
-                assert converted is not None
+                converted = cast(DataElement, element(ds, key))  # present: *key* is one of its keys
                 out[json_key] = _element_json(converted, bulk_data_element_handler, bulk_data_threshold)
             except Exception as exc:  # noqa: BLE001 - like pydicom: an element that cannot be serialised is left out
                 log.warning("Error while processing tag %s: %s", json_key, exc)
