@@ -5,7 +5,9 @@ by tag, the DICOM JSON reads them all. pydicom converts a raw element on first a
 and keeps the result in the data set. :func:`element` does that same conversion (pydicom's
 converters: its values, warnings and errors; its hooks when any are customised) and keeps
 it the same way, but skips ``Dataset.__getitem__``/``__setitem__`` for plain elements
-(public, read in full, VR neither SQ, UN nor ambiguous), where they would do nothing more.
+(public, read in full, VR neither SQ, UN nor ambiguous), where they would do nothing more,
+and reuses the immutable values it converted before from the same bytes under the same
+conditions (VR, byte order, character set, validation mode, pydicom's value options).
 :func:`json_dict` equals ``Dataset.to_json_dict(..., suppress_invalid_tags=True)`` (same
 strict conversion of what is still raw, same elements dropped), serialising the common
 VRs itself; sequences, binary and AT values go through pydicom's own code.
@@ -17,14 +19,16 @@ import logging
 from collections.abc import Callable, MutableSequence
 from typing import Any, cast
 
-from pydicom import config
+from pydicom import config, valuerep
 from pydicom import hooks as pydicom_hooks
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import PIXEL_KEYWORDS, Dataset
 from pydicom.hooks import hooks
+from pydicom.multival import MultiValue
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
-from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, FLOAT_VR, INT_VR, VR, PersonName
+from pydicom.uid import UID
+from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, FLOAT_VR, INT_VR, IS, VR, DSfloat, PersonName
 from pydicom.values import convert_value
 
 log = logging.getLogger(__name__)
@@ -33,7 +37,8 @@ log = logging.getLogger(__name__)
 _PLAIN_VRS = frozenset(str(v) for v in VR) - {str(v) for v in AMBIGUOUS_VR} - {"SQ", "UN"}
 _SPECIFIC_CHARACTER_SET = 0x00080005
 # DataElement.to_json_dict: the VRs of its generic branch (and PN), and their JSON number types.
-_JSON_OWN = _PLAIN_VRS - {str(v) for v in BYTES_VR} - {"AT"}
+_BYTES_VRS = frozenset(str(v) for v in BYTES_VR)
+_JSON_OWN = _PLAIN_VRS - _BYTES_VRS - {"AT"}
 _JSON_INT = frozenset(str(v) for v in INT_VR - {VR.AT})
 _JSON_FLOAT = frozenset(str(v) for v in FLOAT_VR)
 
@@ -41,6 +46,32 @@ _JSON_FLOAT = frozenset(str(v) for v in FLOAT_VR)
 def _dictionary_vr(tag: int) -> str | None:
     entry = DicomDictionary.get(tag)
     return None if entry is None else entry[0]
+
+
+# Converted values, by everything their conversion depends on. The instances of a series
+# repeat most of their header values (UIDs, names, dates, image geometry), and pydicom's
+# conversion of one (validation, UID and PersonName objects) costs far more than a lookup.
+# Only immutable results are kept (never a MultiValue), and only successful conversions.
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE_LIMIT = 4096  # entries, then it starts afresh
+_CACHE_MAX_LENGTH = 256  # bytes of one value
+_CACHED_TYPES = frozenset({str, int, float, UID, PersonName, IS, DSfloat})
+
+
+def _cache_key(raw: RawDataElement, vr: str, encoding: Any) -> tuple[Any, ...] | None:
+    if not 0 < raw.length <= _CACHE_MAX_LENGTH or vr in _BYTES_VRS:
+        return None
+    return (
+        vr,
+        raw.value,
+        raw.is_little_endian,
+        tuple(encoding) if isinstance(encoding, list | MultiValue) else encoding,
+        config.settings.reading_validation_mode,
+        config.datetime_conversion,
+        config.use_DS_numpy,
+        config.use_IS_numpy,
+        valuerep.DSclass,
+    )
 
 
 def _convert(raw: RawDataElement, vr: str, ds: Dataset) -> DataElement:
@@ -54,12 +85,18 @@ def _convert(raw: RawDataElement, vr: str, ds: Dataset) -> DataElement:
     ):
         # What the default hooks do for a plain element (the LUT descriptors are not taken
         # this way); on any error pydicom converts it again, with its own error handling.
-        try:
-            value = convert_value(vr, raw, encoding)
-        except Exception:  # noqa: BLE001
-            pass
-        else:
-            return DataElement(raw.tag, vr, value, raw.value_tell, raw.length == 0xFFFFFFFF, already_converted=True)
+        key = _cache_key(raw, vr, encoding)
+        value = _CACHE.get(key) if key is not None else None
+        if value is None:
+            try:
+                value = convert_value(vr, raw, encoding)
+            except Exception:  # noqa: BLE001
+                return convert_raw_data_element(raw, encoding=encoding, ds=ds)
+            if key is not None and type(value) in _CACHED_TYPES:
+                if len(_CACHE) >= _CACHE_LIMIT:
+                    _CACHE.clear()
+                _CACHE[key] = value
+        return DataElement(raw.tag, vr, value, raw.value_tell, raw.length == 0xFFFFFFFF, already_converted=True)
     return convert_raw_data_element(raw, encoding=encoding, ds=ds)
 
 

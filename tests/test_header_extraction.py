@@ -325,3 +325,20 @@ def test_identity_is_a_dataclass_of_the_four_uids(tmp_path: Path) -> None:
         "study_instance_uid",
         "series_instance_uid",
     }
+
+
+def test_equal_bytes_in_other_character_sets_read_like_pydicom(tmp_path: Path) -> None:
+    """Converted values are reused across files: never across character sets or VRs."""
+    name = "Müller^Jörg".encode()
+    paths = []
+    for n, charset in enumerate(("ISO_IR 192", "ISO_IR 100", None, "ISO_IR 192")):
+        ds = make_instance(PatientID=f"SN-CS-{n}")
+        if charset:
+            ds.SpecificCharacterSet = charset
+        for tag, vr in ((0x00100010, "PN"), (0x00081030, "LO"), (0x00080090, "PN")):
+            ds[tag] = RawDataElement(BaseTag(tag), vr, len(name), name, 0, False, True)
+        paths.append(write_part10(ds, tmp_path / f"{n}.dcm"))
+    for path in paths + paths[::-1]:
+        assert _ingested(path) == _by_keyword(path)
+    assert _ingested(paths[0])[1].patient["patient_name"] == "Müller^Jörg"
+    assert _ingested(paths[1])[1].patient["patient_name"] == "MÃ¼ller^JÃ¶rg"
