@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
-from storage import audit
+from storage import audit, header
 from storage.admission import examine_for_admission
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
@@ -67,15 +67,20 @@ class CommitmentCheck:
     reason: str
 
 
+_SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
+_STUDY_INSTANCE_UID, _SERIES_INSTANCE_UID = 0x0020000D, 0x0020000E
+_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+
+
 def _identity(ds: Dataset) -> Identity:
     """The four required UIDs, validated (PS3.5 §9.1); mismatched file meta is rejected."""
     identity = Identity(
-        sop_class_uid=require_uid("SOPClassUID", ds.get("SOPClassUID")),
-        sop_instance_uid=require_uid("SOPInstanceUID", ds.get("SOPInstanceUID")),
-        study_instance_uid=require_uid("StudyInstanceUID", ds.get("StudyInstanceUID")),
-        series_instance_uid=require_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID")),
+        sop_class_uid=require_uid("SOPClassUID", header.value(ds, _SOP_CLASS_UID)),
+        sop_instance_uid=require_uid("SOPInstanceUID", header.value(ds, _SOP_INSTANCE_UID)),
+        study_instance_uid=require_uid("StudyInstanceUID", header.value(ds, _STUDY_INSTANCE_UID)),
+        series_instance_uid=require_uid("SeriesInstanceUID", header.value(ds, _SERIES_INSTANCE_UID)),
     )
-    meta_sop = ds.file_meta.get("MediaStorageSOPInstanceUID")
+    meta_sop = header.value(ds.file_meta, _MEDIA_STORAGE_SOP_INSTANCE_UID)
     if meta_sop and str(meta_sop) != identity.sop_instance_uid:
         raise InvalidInstance("file meta (0002,0003) names another SOP Instance UID than the data set (0008,0018)")
     return identity
@@ -87,10 +92,10 @@ def _bulk_data_uri(element: Any) -> str:
 
 def header_json(ds: Dataset) -> str:
     """The header as DICOM JSON (PS3.18 F.2); large binary values become BulkDataURIs."""
-    body = ds.to_json_dict(
+    body = header.json_dict(
+        ds,
         bulk_data_threshold=BULK_DATA_THRESHOLD,
         bulk_data_element_handler=_bulk_data_uri,
-        suppress_invalid_tags=True,
     )
     return json.dumps(body, separators=(",", ":"))
 
@@ -116,15 +121,17 @@ class Archive:
 
     # -- ingest ----------------------------------------------------------------
 
-    def store_file(self, path: Path, actor: Actor, *, move: bool = False) -> StoreResult:
+    def store_file(self, path: Path, actor: Actor, *, move: bool = False, sha256: str | None = None) -> StoreResult:
         """Archive the DICOM Part 10 file at *path* (DESIGN.md steps 1-5).
+
+        *sha256*: the file's SHA-256 (hex) when the caller hashed the bytes as they arrived.
 
         Raises :class:`InvalidInstance` for input that cannot be archived, and
         :class:`StorageUnavailable` / :class:`IndexUnavailable` when a backend
         fails; in every error case nothing is indexed and nothing is served.
         """
         try:
-            received = read_received_file(path)
+            received = read_received_file(path, sha256=sha256)
             identity = _identity(received.dataset)
             values = IndexValues.of(received.dataset)
             header = header_json(received.dataset)
@@ -195,7 +202,7 @@ class Archive:
         impossible (the caller sets the entry aside).
         """
         try:
-            received = read_received_file(entry.path)
+            received = read_received_file(entry.path, sha256=entry.sha256)
             identity = _identity(received.dataset)
             values = IndexValues.of(received.dataset)
             header = header_json(received.dataset)

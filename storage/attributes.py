@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from sqlalchemy.orm import InstrumentedAttribute
 
+from storage import header
 from storage.models import Component, Instance, Series, Study
 
 
@@ -54,6 +55,16 @@ class IndexedAttribute:
     def tag(self) -> int:
         """The attribute's tag as an integer."""
         return int(tag_for_keyword(self.keyword))  # type: ignore[arg-type]
+
+    @cached_property
+    def column_key(self) -> str:
+        """The name of the attribute's index column."""
+        return str(self.column.key)
+
+    @cached_property
+    def is_int(self) -> bool:
+        """True when the index column holds integers."""
+        return self.column.type.python_type is int
 
 
 _P, _ST, _SE, _I = Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE
@@ -134,19 +145,27 @@ def split_multi(stored: str | None) -> list[str]:
     return [v for v in (stored or "").split("\\") if v]
 
 
-# Legacy and alternative encodings register readers here (DICONDE private blocks):
-# each takes the data set and a keyword and returns a value or None.
-FALLBACK_READERS: list[Callable[[Dataset, str], Any]] = []
+# Legacy and alternative encodings register reader factories here (DICONDE private blocks):
+# each takes a data set and returns its reader, which takes a public tag and returns that
+# attribute's value from the alternative encoding, or None.
+FallbackReader = Callable[[int], Any]
+FALLBACK_READERS: list[Callable[[Dataset], FallbackReader]] = []
 
 
-def extract(ds: Dataset, attribute: IndexedAttribute) -> Any:
-    """The value of *attribute* in *ds*, converted for its index column (None when absent)."""
-    # Look the tag up among the parsed elements first: most indexed attributes are absent
-    # from any one file, and asking pydicom by keyword for an absent one is slow.
-    value = ds[attribute.tag].value if attribute.tag in ds.keys() else None  # noqa: SIM118
+def fallback_readers(ds: Dataset) -> list[FallbackReader]:
+    """The registered alternative-encoding readers, set up once for *ds*."""
+    return [factory(ds) for factory in FALLBACK_READERS]
+
+
+def extract(ds: Dataset, attribute: IndexedAttribute, fallbacks: list[FallbackReader]) -> Any:
+    """The value of *attribute* in *ds*, converted for its index column (None when absent).
+
+    *fallbacks* are :func:`fallback_readers` of *ds*, asked in turn when *ds* has no value.
+    """
+    value = header.value(ds, attribute.tag)
     if value is None or value == "":
-        for reader in FALLBACK_READERS:
-            value = reader(ds, attribute.keyword)
+        for reader in fallbacks:
+            value = reader(attribute.tag)
             if value not in (None, ""):
                 break
         else:
@@ -156,8 +175,7 @@ def extract(ds: Dataset, attribute: IndexedAttribute) -> Any:
         return join_multi([_clean(v) for v in items])
     if isinstance(value, MultiValue):
         value = "\\".join(_clean(v) for v in value)
-    column_type = attribute.column.type.python_type
-    if column_type is int:
+    if attribute.is_int:
         try:
             return int(value)
         except (TypeError, ValueError):

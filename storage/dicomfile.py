@@ -10,11 +10,13 @@ archived), and parses the header for indexing.
 from __future__ import annotations
 
 import hashlib
+import io
 import mmap
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -65,81 +67,91 @@ class _Walker:
         self.buf = buf
         self.end = len(buf)
         self.implicit = implicit
-        self.fmt = "<" if little else ">"
-
-    def _u16(self, pos: int) -> int:
-        return int(struct.unpack_from(self.fmt + "H", self.buf, pos)[0])
-
-    def _u32(self, pos: int) -> int:
-        return int(struct.unpack_from(self.fmt + "I", self.buf, pos)[0])
-
-    def _tag(self, pos: int) -> tuple[int, int]:
-        if pos + 8 > self.end:
-            raise _Truncated(f"element header at byte {pos} is cut off")
-        return self._u16(pos), self._u16(pos + 2)
+        order = "<" if little else ">"
+        # One unpack per element header: tag and 4-byte length (implicit VR, items), or tag,
+        # VR and 2-byte length (explicit VR); the 4-byte length of a long explicit VR follows.
+        self._tag_u32 = struct.Struct(order + "HHI")
+        self._tag_vr_u16 = struct.Struct(order + "HH2sH")
+        self._u32 = struct.Struct(order + "I")
 
     def dataset(self, pos: int, *, in_item: bool = False, implicit: bool | None = None) -> int:
         """Walk elements from *pos*; return the position after the data set (or item)."""
         implicit = self.implicit if implicit is None else implicit
-        while pos < self.end:
-            tag = self._tag(pos)
-            if tag == _ITEM_END:
+        buf, end = self.buf, self.end
+        tag_u32, tag_vr_u16, u32 = self._tag_u32.unpack_from, self._tag_vr_u16.unpack_from, self._u32.unpack_from
+        while pos < end:
+            if pos + 8 > end:
+                raise _Truncated(f"element header at byte {pos} is cut off")
+            vr: bytes | None
+            if implicit:
+                group, elem, length = tag_u32(buf, pos)
+                vr = None
+            else:
+                group, elem, vr, length = tag_vr_u16(buf, pos)
+            if group == 0xFFFE and elem == 0xE00D:
                 if not in_item:
                     raise _Truncated(f"unexpected item delimiter at byte {pos}")
                 return pos + 8
-            vr = None if implicit else bytes(self.buf[pos + 4 : pos + 6])
-            if vr is None or tag[0] == 0xFFFE:
-                length, pos = self._u32(pos + 4), pos + 8
+            if vr is None:
+                pos += 8
+            elif group == 0xFFFE:
+                length, pos = u32(buf, pos + 4)[0], pos + 8
             elif vr in _LONG_VRS:
-                if pos + 12 > self.end:
+                if pos + 12 > end:
                     raise _Truncated(f"element header at byte {pos} is cut off")
-                length, pos = self._u32(pos + 8), pos + 12
+                length, pos = u32(buf, pos + 8)[0], pos + 12
             else:
-                length, pos = self._u16(pos + 6), pos + 8
+                pos += 8
             if length == _UNDEFINED:
                 # PS3.5 §6.2.2: UN of undefined length holds implicit VR items.
                 pos = self.sequence(pos, implicit=implicit or vr == b"UN")
             else:
                 pos += length
-                if pos > self.end:
-                    raise _Truncated(f"value of ({tag[0]:04X},{tag[1]:04X}) runs past the end")
+                if pos > end:
+                    raise _Truncated(f"value of ({group:04X},{elem:04X}) runs past the end")
         if in_item:
             raise _Truncated("item without its delimiter")
         return pos
 
     def sequence(self, pos: int, *, implicit: bool) -> int:
         """Walk the items of an undefined-length sequence or encapsulated value (PS3.5 §7.5)."""
+        buf, end, tag_u32 = self.buf, self.end, self._tag_u32.unpack_from
         while True:
-            tag = self._tag(pos)
-            length = self._u32(pos + 4)
+            if pos + 8 > end:
+                raise _Truncated(f"element header at byte {pos} is cut off")
+            group, elem, length = tag_u32(buf, pos)
             pos += 8
-            if tag == _SEQ_END:
+            if group == 0xFFFE and elem == 0xE0DD:
                 return pos
-            if tag != _ITEM:
+            if group != 0xFFFE or elem != 0xE000:
                 raise _Truncated(f"expected an item at byte {pos - 8}")
             if length == _UNDEFINED:
                 pos = self.dataset(pos, in_item=True, implicit=implicit)
             else:
                 pos += length
-                if pos > self.end:
+                if pos > end:
                     raise _Truncated("item runs past the end of the file")
+
+
+_META_HEADER = struct.Struct("<H2x2sH")  # group, VR, 2-byte length (explicit VR little endian)
+_META_LONG = struct.Struct("<I")
 
 
 def dataset_offset(buf: mmap.mmap | bytes) -> int:
     """Position of the first data set byte after the File Meta group (PS3.10 §7.1)."""
     if len(buf) < 132 or buf[128:132] != b"DICM":
         raise InvalidInstance("not a DICOM Part 10 file (no DICM prefix)")
-    walker = _Walker(buf, implicit=False, little=True)
-    pos = 132
-    while pos + 8 <= len(buf) and struct.unpack_from("<H", buf, pos)[0] == 0x0002:
-        vr = bytes(buf[pos + 4 : pos + 6])
+    pos, end = 132, len(buf)
+    while pos + 8 <= end:
+        group, vr, length = _META_HEADER.unpack_from(buf, pos)
+        if group != 0x0002:
+            break
         if vr in _LONG_VRS:
-            pos += 12 + struct.unpack_from("<I", buf, pos + 8)[0]
+            pos += 12 + _META_LONG.unpack_from(buf, pos + 8)[0]
         else:
-            pos += 8 + struct.unpack_from("<H", buf, pos + 6)[0]
-    if pos > len(buf):
+            pos += 8 + length
+    if pos > end:
         raise InvalidInstance("file meta information is truncated")
-    del walker
     return pos
 
 
@@ -167,28 +179,50 @@ def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
         raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
 
 
-def read_received_file(path: Path) -> ReceivedFile:
-    """Hash *path*, check its structure and parse its header (never its pixel data)."""
+# Files up to this size are read into memory once (hashed, walked and parsed from there);
+# larger ones are hashed by streaming reads and walked through a mapping, so memory stays flat.
+IN_MEMORY_LIMIT = 8 * 1024 * 1024
+_PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error)
+
+
+def _parse(fh: BinaryIO) -> tuple[Dataset, str]:
+    """The header of the Part 10 file *fh* (never its pixel data) and its transfer syntax."""
+    try:
+        ds = dcmread(fh, stop_before_pixels=True)
+    except _PARSE_ERRORS as exc:
+        raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
+    ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+    if not ts:
+        raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
+    return ds, ts
+
+
+def read_received_file(path: Path, sha256: str | None = None) -> ReceivedFile:
+    """Hash *path*, check its structure and parse its header (never its pixel data).
+
+    *sha256*: the file's SHA-256 (hex) when the caller already hashed the bytes (not hashed again).
+    """
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, 2)
             if size < 132:
                 raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
-            # Hash by streaming reads, not through the mapping: hashing a mapping would map every
-            # page of a 1 GB object into this process (RSS grows by the object's size). The
-            # structure walk below touches only the pages holding element headers.
             fh.seek(0)
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                fh.seek(0)
-                try:
-                    ds = dcmread(fh, stop_before_pixels=True)
-                except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
-                    raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
-                ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
-                if not ts:
-                    raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
-                check_complete(buf, ts)
+            if size <= IN_MEMORY_LIMIT:
+                data = fh.read()
+                size = len(data)
+                digest = sha256 or hashlib.sha256(data).hexdigest()
+                ds, ts = _parse(io.BytesIO(data))
+                check_complete(data, ts)
+            else:
+                # Hash by streaming reads, not through the mapping: hashing a mapping would map every
+                # page of a 1 GB object into this process (RSS grows by the object's size). The
+                # structure walk below touches only the pages holding element headers.
+                digest = sha256 or hashlib.file_digest(fh, "sha256").hexdigest()
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    fh.seek(0)
+                    ds, ts = _parse(fh)
+                    check_complete(buf, ts)
     except OSError as exc:
         raise InvalidInstance(f"cannot read received file: {exc}") from exc
     return ReceivedFile(path=path, size=size, sha256=digest, transfer_syntax_uid=ts, dataset=ds)

@@ -22,14 +22,24 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
-from storage import audit
-from storage.attributes import Level, attributes_at, extract, join_multi, split_multi
+from storage import audit, header
+from storage.attributes import (
+    FallbackReader,
+    IndexedAttribute,
+    Level,
+    attributes_at,
+    extract,
+    fallback_readers,
+    join_multi,
+    split_multi,
+)
 from storage.audit import Actor, AuditRecord
 from storage.diconde.indications import IndicationValues, read_indications
 from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
@@ -107,16 +117,28 @@ class StoreResult:
     object_key: str
 
 
-def level_values(ds: Dataset, level: Level) -> dict[str, Any]:
-    """The non-empty values of *level*'s indexed attributes in *ds*, by column name."""
+def level_values(ds: Dataset, level: Level, fallbacks: list[FallbackReader] | None = None) -> dict[str, Any]:
+    """The non-empty values of *level*'s indexed attributes in *ds*, by column name.
+
+    *fallbacks*: :func:`~storage.attributes.fallback_readers` of *ds*, when already set up.
+    """
+    if fallbacks is None:
+        fallbacks = fallback_readers(ds)
     values: dict[str, Any] = {}
-    for attribute in attributes_at(level):
-        if attribute.derived:
-            continue
-        value = extract(ds, attribute)
+    for attribute in _extracted_at(level):
+        value = extract(ds, attribute, fallbacks)
         if value is not None and value != "":
-            values[attribute.column.key] = value
+            values[attribute.column_key] = value
     return values
+
+
+@cache
+def _extracted_at(level: Level) -> tuple[IndexedAttribute, ...]:
+    """The attributes of *level* read from the file (not maintained by the archive)."""
+    return tuple(a for a in attributes_at(level) if not a.derived)
+
+
+_PATIENT_ID = 0x00100020
 
 
 @dataclass(frozen=True)
@@ -133,12 +155,13 @@ class IndexValues:
     @classmethod
     def of(cls, ds: Dataset) -> IndexValues:
         """Extract the indexed values of *ds* (header only)."""
+        fallbacks = fallback_readers(ds)  # e.g. legacy DICONDE blocks: looked up once per data set
         return cls(
-            component_key=str(ds.get("PatientID", "") or "")[:64],
-            patient=level_values(ds, Level.PATIENT),
-            study=level_values(ds, Level.STUDY),
-            series=level_values(ds, Level.SERIES),
-            image=level_values(ds, Level.IMAGE),
+            component_key=str(header.value(ds, _PATIENT_ID) or "")[:64],
+            patient=level_values(ds, Level.PATIENT, fallbacks),
+            study=level_values(ds, Level.STUDY, fallbacks),
+            series=level_values(ds, Level.SERIES, fallbacks),
+            image=level_values(ds, Level.IMAGE, fallbacks),
             indications=read_indications(ds),
         )
 

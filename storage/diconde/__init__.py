@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from storage import attributes
 from storage.diconde.dictionary import register_dictionary
-from storage.diconde.legacy import legacy_value, register_private_dictionaries
+from storage.diconde.legacy import legacy_reader, register_private_dictionaries
 
 
 def register() -> None:
     """Add missing DICONDE tags/UIDs, the legacy private creators, and the legacy index reader."""
     register_dictionary()
     register_private_dictionaries()
-    if legacy_value not in attributes.FALLBACK_READERS:
-        attributes.FALLBACK_READERS.append(legacy_value)
+    if legacy_reader not in attributes.FALLBACK_READERS:
+        attributes.FALLBACK_READERS.append(legacy_reader)
 
 
 __all__ = ["register"]

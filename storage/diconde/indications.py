@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from storage.attributes import join_multi
-from storage.diconde.legacy import value_of
+from storage.diconde.legacy import LegacyBlocks, value_of
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,25 @@ def read_indications(ds: Dataset) -> list[IndicationValues]:
             break
         if not isinstance(item, Dataset):
             continue
-        number = value_of(item, "IndicationNumber")
+        legacy = LegacyBlocks(item)  # the item's own legacy blocks, looked up at most once
+        number = value_of(item, "IndicationNumber", legacy)
         try:
             number = int(number) if number not in (None, "") else None
         except (TypeError, ValueError):
             number = None
-        types = value_of(item, "IndicationType")
+        types = value_of(item, "IndicationType", legacy)
         if isinstance(types, MultiValue | list | tuple):
             type_list = [str(t).strip().upper() for t in types]
         else:
             type_list = [str(types).strip().upper()] if types not in (None, "") else []
-        disposition = _text(value_of(item, "IndicationDisposition"), 16)
+        disposition = _text(value_of(item, "IndicationDisposition", legacy), 16)
         result.append(
             IndicationValues(
                 number=number,
-                label=_text(value_of(item, "IndicationLabel"), 64),
+                label=_text(value_of(item, "IndicationLabel", legacy), 64),
                 types=join_multi(type_list) or None,
                 disposition=disposition.upper() if disposition else None,
-                description=_text(value_of(item, "IndicationDescription"), 1024),
+                description=_text(value_of(item, "IndicationDescription", legacy), 1024),
             )
         )
     return result

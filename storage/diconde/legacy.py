@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydicom.datadict import add_private_dict_entries, dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -25,6 +27,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.values import convert_value
 
+from storage import header
 from storage.diconde._table import GROUP_0014
 from storage.diconde.dictionary import name_from_keyword
 
@@ -108,13 +111,19 @@ def creator_for(tag: int) -> LegacyCreator | None:
     return None
 
 
+@cache
+def _creator_of(tag: int) -> LegacyCreator | None:
+    return creator_for(tag)
+
+
 def _blocks(ds: Dataset, group: int) -> dict[str, int]:
     """Lower-cased private creator -> block byte, for the legacy creators present in *group*."""
     found: dict[str, int] = {}
-    low, high = (group << 16) | 0x0010, (group << 16) | 0x00FF
-    # One pass over the tags (iterating the Dataset itself would convert every element).
+    low = (group << 16) | 0x0010
+    # One pass over the tags (iterating the Dataset itself would convert every element); plain
+    # integer arithmetic, as BaseTag's comparison operators are slow.
     for tag in ds.keys():  # noqa: SIM118
-        if not low <= tag <= high:
+        if not 0 <= tag - low <= 0xEF:
             continue
         value = ds[tag].value
         if isinstance(value, bytes):
@@ -123,6 +132,33 @@ def _blocks(ds: Dataset, group: int) -> dict[str, int]:
         if name in _BY_LOWER:
             found.setdefault(name, int(tag) & 0xFF)
     return found
+
+
+class LegacyBlocks:
+    """The legacy private blocks of one data set, each group looked up once (on first need)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self._groups: dict[int, dict[str, int]] = {}
+
+    def value(self, tag: int) -> Any:
+        """The value of public group-0014 *tag* from a legacy private block (None when absent)."""
+        creator = _creator_of(tag)
+        if creator is None:
+            return None
+        blocks = self._groups.get(creator.group)
+        if blocks is None:
+            blocks = self._groups[creator.group] = _blocks(self.ds, creator.group)
+        block = blocks.get(creator.name.lower())
+        if block is None:
+            return None
+        try:
+            element = self.ds.get(Tag(creator.group, (block << 8) | (tag & 0xFF)))
+            return None if element is None else _as_public(element, tag)
+        except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+            # A malformed optional legacy value is not indexed; it never makes a file unstorable.
+            log.warning("legacy DICONDE %s not readable: %s", public_keyword(tag), exc)
+            return None
 
 
 def _as_public(element: DataElement, public_tag: int) -> Any:
@@ -136,31 +172,28 @@ def _as_public(element: DataElement, public_tag: int) -> Any:
     return convert_value(vr, raw)
 
 
+def legacy_reader(ds: Dataset) -> Callable[[int], Any]:
+    """The index's fallback reader for *ds*: public tag -> value from a legacy block (or None)."""
+    return LegacyBlocks(ds).value
+
+
 def legacy_value(ds: Dataset, keyword: str) -> Any:
     """The value of group-0014 *keyword* from a legacy private block of *ds* (None when absent)."""
     tag = tag_for_keyword(keyword)
+    return None if tag is None else LegacyBlocks(ds).value(tag)
+
+
+def value_of(ds: Dataset, keyword: str, legacy: LegacyBlocks | None = None) -> Any:
+    """*keyword*'s value from group 0014 or, failing that, from a legacy private block.
+
+    *legacy*, the :class:`LegacyBlocks` of *ds*, saves looking its blocks up again.
+    """
+    tag = tag_for_keyword(keyword)
     if tag is None:
         return None
-    creator = creator_for(tag)
-    if creator is None:
-        return None
-    block = _blocks(ds, creator.group).get(creator.name.lower())
-    if block is None:
-        return None
-    try:
-        element = ds.get(Tag(creator.group, (block << 8) | (tag & 0xFF)))
-        return None if element is None else _as_public(element, tag)
-    except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
-        # A malformed optional legacy value is not indexed; it never makes a file unstorable.
-        log.warning("legacy DICONDE %s not readable: %s", keyword, exc)
-        return None
-
-
-def value_of(ds: Dataset, keyword: str) -> Any:
-    """*keyword*'s value from group 0014 or, failing that, from a legacy private block."""
-    value = ds.get(keyword)
+    value = header.value(ds, tag)
     if value is None or value == "":
-        return legacy_value(ds, keyword)
+        return (legacy or LegacyBlocks(ds)).value(tag)
     return value
 
 
