@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -30,6 +30,12 @@ class ObjectStore(Protocol):
 
         *link*: *path* is an already durable file that is never modified again (an intake
         entry): a store on the same file system may hard-link it instead of copying.
+        """
+
+    def put_linked(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Store several durable, never-modified files (intake entries) under their keys; durable on return.
+
+        Like ``put_file(key, path, link=True)`` for each, with the directory syncs shared.
         """
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
@@ -90,19 +96,47 @@ class FileObjectStore:
                 node = node.parent
         self._known_dirs.add(directory)
 
+    def _link(self, key: str, path: Path) -> Path | None:
+        """Give the durable file *path* the name *key* (atomically); its directory, or None across devices."""
+        target = self._path(key)
+        self._ensure_dir(target.parent)
+        if os.stat(path).st_dev != os.stat(target.parent).st_dev:
+            return None
+        second_name = target.parent / f".put-{os.getpid()}-{threading.get_ident()}-{target.name}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(second_name)
+        os.link(path, second_name)
+        os.replace(second_name, target)
+        return target.parent
+
+    def put_linked(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Hard-link each durable file to its key, then fsync each directory once (copies across devices)."""
+        directories: set[Path] = set()
+        for key, path in items:
+            try:
+                directory = self._link(key, path)
+            except OSError as exc:
+                self._known_dirs.discard(self._path(key).parent)
+                raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc
+            if directory is None:
+                self.put_file(key, path)
+            else:
+                directories.add(directory)
+        try:
+            for directory in directories:
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write objects: {exc.strerror or exc}") from exc
+
     def put_file(self, key: str, path: Path, *, move: bool = False, link: bool = False) -> None:
         """Durably place *path* at *key*: file data and directory entry are fsynced before returning."""
+        if link:
+            self.put_linked([(key, path)])
+            return
         target = self._path(key)
         try:
             self._ensure_dir(target.parent)
-            if link and os.stat(path).st_dev == os.stat(target.parent).st_dev:
-                # The source's data is already on disk: a second name for it, placed atomically.
-                second_name = target.parent / f".put-{os.getpid()}-{threading.get_ident()}-{target.name}"
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(second_name)
-                os.link(path, second_name)
-                os.replace(second_name, target)
-            elif move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
+            if move and os.stat(path).st_dev == os.stat(target.parent).st_dev:
                 # Rename first, then fsync the file and its directory: on a journaling file
                 # system the file's fsync then commits the rename too, and the directory
                 # fsync finds nothing left to do (one journal commit instead of two). A crash

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,11 @@ class S3ObjectStore:
         if not key or key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"invalid object key {key!r}")
         return self.prefix + key
+
+    def put_linked(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Upload each file (an upload is always a copy); durable on return."""
+        for key, path in items:
+            self.put_file(key, path)
 
     def put_file(self, key: str, path: Path, *, move: bool = False, link: bool = False) -> None:  # noqa: ARG002
         """Upload *path* (multipart above ``PART_SIZE``); return once S3 acknowledged it.

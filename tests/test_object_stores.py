@@ -40,6 +40,20 @@ def test_put_move_consumes_the_source(object_store: ObjectStore, tmp_path: Path)
     assert read_bytes(object_store, KEY) == b"DICM" * 1000
 
 
+def test_put_linked_keeps_the_sources_and_replaces_a_stale_object(object_store: ObjectStore, tmp_path: Path) -> None:
+    """Intake entries are placed in one batch; the entries stay until the indexer removes them."""
+    object_store.put_file(KEY, _file(tmp_path, b"stale, cut-off write", "stale.dcm"))
+    other = KEY.replace(".dcm", "0.dcm")
+    first, second = _file(tmp_path, os.urandom(5000), "a.dcm"), _file(tmp_path, os.urandom(7000), "b.dcm")
+    object_store.put_linked([(KEY, first), (other, second)])
+    assert first.exists()
+    assert second.exists()
+    assert read_bytes(object_store, KEY) == first.read_bytes()
+    assert read_bytes(object_store, other) == second.read_bytes()
+    first.unlink()  # the intake entry is removed: the object keeps its bytes
+    assert object_store.size(KEY) == 5000
+
+
 @pytest.mark.parametrize(
     ("offset", "length"),
     [(0, 10), (10, 90), (999, None), (500, 10_000), (1000, None), (1000, 5), (0, 0), (0, None)],
