@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -34,7 +34,15 @@ from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
-from storage.indexing import Identity, IndexValues, IndexWriter, ReceivedObject, StoreOutcome, StoreResult
+from storage.indexing import (
+    Identity,
+    IndexItem,
+    IndexValues,
+    IndexWriter,
+    ReceivedObject,
+    StoreOutcome,
+    StoreResult,
+)
 from storage.models import Instance
 from storage.objects import FileObjectStore, ObjectStore
 from storage.query import Match, Query, run_query
@@ -154,6 +162,33 @@ class Archive:
             raise
         self.indexer.remember(identity.series_instance_uid, known)
         return result
+
+    def index_stored(self, items: Sequence[IndexItem]) -> list[StoreResult]:
+        """Index objects already in the object store, all in ONE transaction (one commit); results in order.
+
+        For a deferred / background indexer. Each item is what :meth:`store_file` has at its
+        index step: the sender (``actor``), the validated ``identity``, the extracted index
+        ``values`` and the ``stored`` object, which must already be durable under
+        ``stored.key``. The items are indexed exactly as consecutive :meth:`store_file` calls
+        in that order would index them (rows, counters, versions, duplicate outcomes, one audit
+        entry each, chained in item order), including several instances of one series and the
+        same SOP instance more than once in one batch.
+
+        All or nothing: on :class:`IndexUnavailable` (or any error) nothing of the batch is
+        indexed and the objects stay unindexed (never served; swept as orphans if never
+        indexed). The caller may retry the batch, or its items one by one to isolate one that
+        keeps failing. An empty batch does nothing.
+        """
+        if not items:
+            return []
+        try:
+            batch = self.db.write_core(lambda c: self.indexer.index_many(c, items))
+        except Exception:
+            self.indexer.forget_all({item.identity.series_instance_uid for item in items})
+            log.warning("%d objects left unindexed after a failed index transaction", len(items))
+            raise
+        self.indexer.remember_all(batch.learned)
+        return batch.results
 
     def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:
         detail: dict[str, Any] = {"reason": reason[:500]}
