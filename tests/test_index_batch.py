@@ -165,13 +165,13 @@ def _scenario(folder: Path) -> tuple[list[Path], list[tuple[Path, Actor]]]:
         }
         return make_instance(**{**defaults, **attributes})
 
-    def part_image() -> Dataset:
+    def part_image(name: str = "Pump^Casing") -> Dataset:
         return _indicated(
             make_instance(
                 StudyInstanceUID=second_inspection,
                 SeriesInstanceUID=second_part,
                 PatientID="SN-BATCH-2",
-                PatientName="Pump^Casing",
+                PatientName=name,
                 AccessionNumber="JOB-B2",
                 StudyID="2",
             )
@@ -197,7 +197,7 @@ def _scenario(folder: Path) -> tuple[list[Path], list[tuple[Path, Actor]]]:
         (twice_path, OTHER),  # a new component, inspection and series
         (twice_path, OTHER),  # the same bytes again in the batch: a duplicate
         (file(twice_changed), DEVICE),  # other bytes: a new version of an instance new in the batch
-        (file(part_image()), OTHER),
+        (file(part_image("Pump^Casing rev B")), OTHER),  # the component renamed
     ]
     return before, batch
 
