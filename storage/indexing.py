@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Column, Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Column, Connection, String, Table, bindparam, delete, insert, select, update
 
 from storage import audit
 from storage.attributes import Level, attributes_at, extract, join_multi, split_multi
@@ -50,10 +50,9 @@ _FIND_CHUNK = 64  # SOP Instance UIDs looked up per statement: 1, 2, 4, ... 64 (
 @cache
 def _find_instances(count: int) -> PreparedStatement:
     """Lock and read the instance rows of *count* SOP Instance UIDs (bind names ``uid0``, ``uid1``, ...)."""
-    uids = [bindparam(f"uid{n}") for n in range(count)]
     return PreparedStatement(
         select(_INSTANCES.c.sop_instance_uid, _INSTANCES.c.id, _INSTANCES.c.series_id)
-        .where(_INSTANCES.c.sop_instance_uid.in_(uids))
+        .where(_INSTANCES.c.sop_instance_uid.in_([bindparam(f"uid{n}", type_=String) for n in range(count)]))
         .with_for_update()
     )
 

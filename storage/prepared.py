@@ -120,7 +120,7 @@ class PreparedStatement:
         compiled = self._for(dialect, tuple(rows[0]))
         dbapi_connection = conn.connection.dbapi_connection
         assert dbapi_connection is not None
-        parameters = [compiled.parameters(row) for row in rows]
+        parameters: Any = [compiled.parameters(row) for row in rows]  # all lists, or all dicts
         cursor = dbapi_connection.cursor()
         try:
             cursor.executemany(compiled.sql, parameters)
