@@ -306,6 +306,7 @@ class _Transaction:
         self.writer = writer
         self.conn = conn
         self.learned: dict[str, _KnownSeries] = {}
+        self.proven: set[str] = set()  # series whose rows this transaction wrote or locked
         self.counts: defaultdict[tuple[str, int], int] = defaultdict(int)  # (table, row id) -> instances added
         self.versions: list[dict[str, Any]] = []  # instance_versions rows, inserted at the end
         self.records: list[AuditRecord] = []
@@ -377,7 +378,8 @@ class _Transaction:
         """The series (and study) rows of *item*, written when its values are not known to be there.
 
         Known: used earlier in this transaction with the same values, or remembered from a
-        committed one (then proven to exist by the first counter update, which locks the rows).
+        committed one; remembered rows are proven to exist by the first counter update of
+        this transaction, which locks them (a new version uses them unproven, as one store does).
         """
         identity = item.identity
         series_uid = identity.series_instance_uid
@@ -385,19 +387,21 @@ class _Transaction:
         known = self.learned.get(series_uid)
         if known is None:
             known = self.writer._recall(series_uid, fingerprint)
-            if known is not None and new_instance:
-                try:
-                    _bump_instances(self.conn, known.series_id, known.study_id, +1)
-                except _StaleCache:
-                    self.writer.forget(series_uid)
-                    known = None
-                else:
-                    new_instance = False  # counted
         elif known.fingerprint != fingerprint:
             known = None  # the device changed the values mid-series (maybe back): write them
+        if known is not None and new_instance and series_uid not in self.proven:
+            try:
+                _bump_instances(self.conn, known.series_id, known.study_id, +1)
+            except _StaleCache:
+                self.writer.forget(series_uid)
+                known = None
+            else:
+                new_instance = False  # counted
+                self.proven.add(series_uid)
         if known is None:
             series_id, study_id = _upsert_hierarchy(self.conn, identity, item.values)
             known = _KnownSeries(series_id, study_id, fingerprint)
+            self.proven.add(series_uid)
         if new_instance:
             self._count(known.series_id, known.study_id, +1)
         self.learned[series_uid] = known
