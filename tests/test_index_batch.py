@@ -8,6 +8,7 @@ PostgreSQL, with two archives on two databases: one fed one by one, one in a bat
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from storage import migrate
 from storage.archive import Archive, StoreOutcome, _identity, header_json
+from storage.attributes import split_multi
 from storage.audit import Actor
 from storage.db import Database
 from storage.dicomfile import read_received_file
@@ -264,3 +266,52 @@ def test_a_failed_batch_leaves_nothing_and_remembers_nothing(twins: tuple[Archiv
     for path, actor in batch:
         reference.store_file(path, actor)
     assert snapshot(archive) == snapshot(reference)
+
+
+def test_concurrent_batches_of_one_study_make_one_row_per_entity(
+    twins: tuple[Archive, Archive], tmp_path: Path
+) -> None:
+    """Threads index overlapping batches of one study (every instance twice): one row each, counters exact."""
+    archive, _ = twins
+    study_uid, series_uids = generate_uid(), [generate_uid(), generate_uid()]
+    paths = [
+        write_part10(
+            make_instance(
+                StudyInstanceUID=study_uid,
+                SeriesInstanceUID=series_uids[n % 2],
+                PatientID="SN-BATCH-RACE",
+                AccessionNumber="JOB-RACE",
+                StudyID="1",
+                Modality=["CT", "DX"][n % 2],
+                InstanceNumber=n + 1,
+            ),
+            tmp_path / f"{n}.dcm",
+        )
+        for n in range(48)
+    ]
+    items = [examined(archive, path, DEVICE) for path in paths]
+    errors: list[BaseException] = []
+    outcomes: list[StoreOutcome] = []
+
+    def worker(chunk: list[IndexItem]) -> None:
+        for start in range(0, len(chunk), 4):
+            try:
+                outcomes.extend(result.outcome for result in archive.index_stored(chunk[start : start + 4]))
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+    chunks = [items[n::4] for n in range(4)] + [items[n::4][::-1] for n in range(4)]  # each instance twice
+    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (outcomes.count(StoreOutcome.STORED), outcomes.count(StoreOutcome.DUPLICATE)) == (48, 48)
+    state = snapshot(archive)
+    [study] = state["studies"]
+    assert (study["number_of_series"], study["number_of_instances"]) == (2, 48)
+    assert sorted(split_multi(study["modalities_in_study"])) == ["CT", "DX"]
+    assert [s["number_of_instances"] for s in state["series"]] == [24, 24]
+    assert (len(state["components"]), len(state["instances"]), len(state["versions"])) == (1, 48, 48)
+    assert state["audit_entries"] == 96
