@@ -123,7 +123,10 @@ class PreparedStatement:
         parameters: Any = [compiled.parameters(row) for row in rows]  # all lists, or all dicts
         cursor = dbapi_connection.cursor()
         try:
-            cursor.executemany(compiled.sql, parameters)
+            if len(parameters) == 1:  # psycopg's executemany costs twice an execute for one row
+                cursor.execute(compiled.sql, parameters[0])
+            else:
+                cursor.executemany(compiled.sql, parameters)
         except dialect.loaded_dbapi.Error as exc:
             raise driver_error(dialect, compiled.sql, parameters, exc) from exc
         finally:
