@@ -95,17 +95,14 @@ class PreparedStatement:
         return compiled
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> DBAPICursor:
-        """Execute with *values* (by bind or column name) in *conn*'s transaction; the open cursor."""
+        """Execute with *values* (by bind or column name) in *conn*'s transaction; the cursor, with its rows."""
         dialect = conn.dialect
         compiled = self._for(dialect, tuple(values))
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
-        cursor = dbapi_connection.cursor()
+        cursor = _cursor(conn)
         parameters = compiled.parameters(values)
         try:
             cursor.execute(compiled.sql, parameters)
         except dialect.loaded_dbapi.Error as exc:
-            cursor.close()
             raise driver_error(dialect, compiled.sql, parameters, exc) from exc
         return cursor
 
@@ -118,10 +115,8 @@ class PreparedStatement:
             return
         dialect = conn.dialect
         compiled = self._for(dialect, tuple(rows[0]))
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
         parameters: Any = [compiled.parameters(row) for row in rows]  # all lists, or all dicts
-        cursor = dbapi_connection.cursor()
+        cursor = _cursor(conn)
         try:
             if len(parameters) == 1:  # psycopg's executemany costs twice an execute for one row
                 cursor.execute(compiled.sql, parameters[0])
@@ -129,21 +124,29 @@ class PreparedStatement:
                 cursor.executemany(compiled.sql, parameters)
         except dialect.loaded_dbapi.Error as exc:
             raise driver_error(dialect, compiled.sql, parameters, exc) from exc
-        finally:
-            cursor.close()
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute and fetch every row (a SELECT, or a statement with RETURNING)."""
-        cursor = self.run(conn, values)
-        try:
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return [tuple(row) for row in self.run(conn, values).fetchall()]
 
     def count(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Execute and return the number of rows it changed."""
-        cursor = self.run(conn, values)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return int(self.run(conn, values).rowcount)
+
+
+def _cursor(conn: Connection) -> DBAPICursor:
+    """The DBAPI cursor prepared statements use on *conn*'s DBAPI connection, made once per connection.
+
+    A psycopg cursor costs as much to make as a short statement costs to run. The pool
+    clears ``info`` when it replaces the DBAPI connection.
+    """
+    info = conn.connection.info
+    cursor: DBAPICursor | None = info.get(_CURSOR)
+    if cursor is None:
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = info[_CURSOR] = dbapi_connection.cursor()
+    return cursor
+
+
+_CURSOR = "storage.prepared.cursor"
