@@ -1,13 +1,15 @@
 """CPU cost of the index transaction alone (the DB part of a store), one by one and in batches.
 
 Examines N Part 10 files up front (header parse, identity, index values: not measured), then
-indexes them into a fresh SQLite archive through ``Archive.store_file``'s index step
-(``write_core`` + ``IndexWriter.index``) and, when the tree has it, ``Archive.index_stored``
-in batches. Reports CPU µs per instance (``time.process_time``).
+indexes them into a fresh archive (SQLite, or PostgreSQL with --database-url) through
+``Archive.store_file``'s index step (``write_core`` + ``IndexWriter.index``) and, when the
+tree has it, ``Archive.index_stored`` in batches. Reports CPU µs per instance
+(``time.process_time``).
 
 ``--trees A B`` runs the measurement under each source tree in turn (PYTHONPATH), alternating
 for ``--rounds`` rounds, so an old and a new tree are compared in one run on this noisy machine.
-Usage: python bench/index_txn.py [--corpus DIR] [--count 500] [--batch 16] [--trees OLD NEW] [--rounds 3]
+Usage: python bench/index_txn.py [--corpus DIR] [--count 500] [--batch 16] [--database-url URL]
+       [--trees OLD NEW] [--rounds 3] [--profile]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import cProfile
 import os
 import pstats
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pydicom.uid import CTImageStorage
 
 
 def measure(corpus: Path, count: int, batch: int, database_url: str | None, profile: bool) -> None:
@@ -75,7 +80,9 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
             from storage import migrate
             from storage.db import Database
 
-            migrate.upgrade(Database(url).engine)
+            db = Database(url)
+            migrate.upgrade(db.engine)
+            db.dispose()
         return open_archive(StorageSettings(data_dir=tmp, database_url=url)), drop  # type: ignore[arg-type]
 
     def index_one(arch: Archive, identity: Any, values: Any, stored: Any) -> None:
@@ -88,11 +95,11 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
             index_one(arch, identity, values, stored)
 
     def batched(arch: Archive) -> None:
-        from storage.indexing import IndexItem  # type: ignore[attr-defined]
+        from storage.indexing import IndexItem
 
         items = [IndexItem(actor, *each) for each in examined]
         for start in range(0, len(items), batch):
-            arch.index_stored(items[start : start + batch])  # type: ignore[attr-defined]
+            arch.index_stored(items[start : start + batch])
 
     modes = [("one by one", one_by_one)]
     if hasattr(Archive, "index_stored"):
@@ -126,23 +133,35 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--corpus", type=Path, default=Path("/tmp/prof/corpus"))
+    parser.add_argument("--corpus", type=Path, help="a folder of Part 10 files (default: N generated 39 kB CTs)")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (its public schema is recreated)")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (each run in a schema of its own)")
     parser.add_argument("--trees", nargs="*", type=Path, default=[])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of each measured run")
     args = parser.parse_args()
-    if not args.trees:
-        measure(args.corpus, args.count, args.batch, args.database_url, args.profile)
-        return
-    own = [a for a in sys.argv[1:] if a not in {"--trees", *map(str, args.trees)}]
-    for _ in range(args.rounds):
-        for tree in args.trees:
-            print(f"{tree}:", flush=True)
-            env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-            subprocess.run([sys.executable, __file__, *own, "--rounds", "1"], env=env, check=True)
+    generated = args.corpus is None
+    if generated:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ingest
+
+        args.corpus = Path(tempfile.mkdtemp(prefix="index-txn-corpus-"))
+        ingest.make_corpus(args.corpus, args.count, 128, 128, CTImageStorage, "CT")  # one series, like a device run
+    try:
+        if not args.trees:
+            measure(args.corpus, args.count, args.batch, args.database_url, args.profile)
+            return
+        own = [a for a in sys.argv[1:] if a not in {"--trees", *map(str, args.trees)}]
+        own += ["--corpus", str(args.corpus)] if generated else []
+        for _ in range(args.rounds):
+            for tree in args.trees:
+                print(f"{tree}:", flush=True)
+                env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+                subprocess.run([sys.executable, __file__, *own, "--rounds", "1"], env=env, check=True)
+    finally:
+        if generated:
+            shutil.rmtree(args.corpus)
 
 
 if __name__ == "__main__":
