@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -35,7 +35,15 @@ from storage.audit import Actor, AuditRecord, ChainReport
 from storage.db import Database
 from storage.dicomfile import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
-from storage.indexing import Identity, IndexValues, IndexWriter, ReceivedObject, StoreOutcome, StoreResult
+from storage.indexing import (
+    Identity,
+    IndexItem,
+    IndexValues,
+    IndexWriter,
+    ReceivedObject,
+    StoreOutcome,
+    StoreResult,
+)
 from storage.intake import Entry, Intake
 from storage.models import Instance
 from storage.objects import FileObjectStore, ObjectStore
@@ -131,25 +139,11 @@ class Archive:
         fails; in every error case nothing is indexed and nothing is served.
         """
         try:
-            received = read_received_file(path, sha256=sha256)
-            identity = _identity(received.dataset)
-            values = IndexValues.of(received.dataset)
-            header = header_json(received.dataset)
+            item = self._examine(path, actor, sha256)
         except InvalidInstance as exc:
             self._audit_rejection(actor, str(exc), path)
             raise
-        stored = ReceivedObject(
-            key=object_key(
-                identity.study_instance_uid,
-                identity.series_instance_uid,
-                identity.sop_instance_uid,
-                received.sha256,
-            ),
-            sha256=received.sha256,
-            size=received.size,
-            transfer_syntax_uid=received.transfer_syntax_uid,
-            header_json=header,
-        )
+        identity, values, stored = item.identity, item.values, item.stored
         # The key is content-addressed: writing it before we know whether the bytes are
         # a duplicate is harmless (same key, same bytes), and it is never deleted here.
         # When the index transaction fails the object stays unindexed (never served) and
@@ -177,7 +171,7 @@ class Archive:
 
         Raises :class:`InvalidInstance` for what :meth:`store_file` refuses (nothing is kept) and
         :class:`StorageUnavailable` when the intake cannot be written. Once this returns, the
-        object is durable and the indexer will index it (:meth:`index_entry`).
+        object is durable and the indexer will index it (:meth:`examine_entry`, :meth:`index_entries`).
         """
         if self.intake is None:
             raise RuntimeError("deferred indexing is not enabled on this archive (use_intake)")
@@ -193,45 +187,85 @@ class Archive:
             raise InvalidInstance(f"cannot read received file: {exc}") from exc
         return self.intake.admit(path, actor, sha256)
 
-    def index_entry(self, intake: Intake, entry: Entry) -> StoreResult:
-        """The indexer's half: examine *entry* fully, place its object, index it, then remove the entry.
+    @staticmethod
+    def _examine(path: Path, actor: Actor, sha256: str | None) -> IndexItem:
+        """Steps 2-3: hash (unless given), check and parse the header; what the index transaction needs."""
+        received = read_received_file(path, sha256=sha256)
+        ds = received.dataset
+        identity = _identity(ds)
+        stored = ReceivedObject(
+            key=object_key(
+                identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
+            ),
+            sha256=received.sha256,
+            size=received.size,
+            transfer_syntax_uid=received.transfer_syntax_uid,
+            header_json=header_json(ds),
+        )
+        return IndexItem(actor=actor, identity=identity, values=IndexValues.of(ds), stored=stored)
 
-        An admitted file that pydicom cannot parse after all is still indexed, under the UIDs
-        it was admitted with and without header values, and the log says so: it was acknowledged,
-        so it must stay findable. Raises :class:`InvalidInstance` only when even that is
-        impossible (the caller sets the entry aside).
+    def examine_entry(self, entry: Entry) -> IndexItem:
+        """The indexer's first step for an intake entry: the full header parse that admission skipped.
+
+        A file that pydicom cannot parse after all is still indexed, under the UIDs it was admitted
+        with and without header values (logged): it was acknowledged, so it must be findable.
+        Raises :class:`InvalidInstance` only when even that is impossible (the entry is set aside).
         """
         try:
-            received = read_received_file(entry.path, sha256=entry.sha256)
-            identity = _identity(received.dataset)
-            values = IndexValues.of(received.dataset)
-            header = header_json(received.dataset)
-            size, transfer_syntax = received.size, received.transfer_syntax_uid
+            return self._examine(entry.path, entry.actor, entry.sha256)
         except InvalidInstance as exc:
             admission = examine_for_admission(entry.path)
             log.error("admitted object %s indexed without its header: %s", entry.name, exc)
-            identity, size, transfer_syntax = admission.identity, admission.size, admission.transfer_syntax_uid
-            values = IndexValues(component_key="", patient={}, study={}, series={}, image={}, indications=[])
-            header = "{}"
+        identity = admission.identity
         stored = ReceivedObject(
             key=object_key(
                 identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, entry.sha256
             ),
             sha256=entry.sha256,
-            size=size,
-            transfer_syntax_uid=transfer_syntax,
-            header_json=header,
+            size=admission.size,
+            transfer_syntax_uid=admission.transfer_syntax_uid,
+            header_json="{}",
         )
-        self.objects.put_file(stored.key, entry.path, link=True)
-        actor = entry.actor
+        values = IndexValues(component_key="", patient={}, study={}, series={}, image={}, indications=[])
+        return IndexItem(actor=entry.actor, identity=identity, values=values, stored=stored)
+
+    def index_entries(self, intake: Intake, batch: Sequence[tuple[Entry, IndexItem]]) -> list[StoreResult]:
+        """The indexer's second step: place the objects, index them in one transaction, then drop the entries.
+
+        All or nothing (see :meth:`index_stored`); the entries are removed only after the commit.
+        """
+        self.objects.put_linked([(item.stored.key, entry.path) for entry, item in batch])
+        results = self.index_stored([item for _, item in batch])
+        for entry, _ in batch:
+            intake.done(entry)
+        return results
+
+    def index_stored(self, items: Sequence[IndexItem]) -> list[StoreResult]:
+        """Index objects already in the object store, all in ONE transaction (one commit); results in order.
+
+        For a deferred / background indexer. Each item is what :meth:`store_file` has at its
+        index step: the sender (``actor``), the validated ``identity``, the extracted index
+        ``values`` and the ``stored`` object, which must already be durable under
+        ``stored.key``. The items are indexed exactly as consecutive :meth:`store_file` calls
+        in that order would index them (rows, counters, versions, duplicate outcomes, one audit
+        entry each, chained in item order), including several instances of one series and the
+        same SOP instance more than once in one batch.
+
+        All or nothing: on :class:`IndexUnavailable` (or any error) nothing of the batch is
+        indexed and the objects stay unindexed (never served; swept as orphans if never
+        indexed). The caller may retry the batch, or its items one by one to isolate one that
+        keeps failing. An empty batch does nothing.
+        """
+        if not items:
+            return []
         try:
-            result, known = self.db.write_core(lambda c: self.indexer.index(c, actor, identity, values, stored))
+            batch = self.db.write_core(lambda c: self.indexer.index_many(c, items))
         except Exception:
-            self.indexer.forget(identity.series_instance_uid)
+            self.indexer.forget_all({item.identity.series_instance_uid for item in items})
+            log.warning("%d objects left unindexed after a failed index transaction", len(items))
             raise
-        self.indexer.remember(identity.series_instance_uid, known)
-        intake.done(entry)
-        return result
+        self.indexer.remember_all(batch.learned)
+        return batch.results
 
     def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:
         detail: dict[str, Any] = {"reason": reason[:500]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,6 +27,7 @@ _EVENTS = cast(Table, AuditEvent.__table__)
 _HEAD = cast(Table, AuditHead.__table__)
 _LOCK_HEAD = PreparedStatement(select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update())
 _INSERT_EVENT = PreparedStatement(insert(_EVENTS).returning(_EVENTS.c.id))
+_INSERT_EVENTS = PreparedStatement(insert(_EVENTS))
 _MOVE_HEAD = PreparedStatement(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=bindparam("event_id"), last_hash=bindparam("hash"))
 )
@@ -132,21 +133,40 @@ def append_unless_seen(session: Session, record: AuditRecord, since: datetime) -
 
 def append_to(conn: Connection, record: AuditRecord) -> int:
     """:func:`append` on a Core connection (the ingest hot path)."""
+    event_id = append_all(conn, [record])
+    assert event_id is not None
+    return event_id
+
+
+def append_all(conn: Connection, records: Sequence[AuditRecord]) -> int | None:
+    """Chain *records*, in order, onto the log inside the caller's transaction; the last entry's id.
+
+    The chain head is locked and moved once for all of them, and all but the last are
+    inserted in one driver call (a batch of stores).
+    """
+    if not records:
+        return None
     [(prev_hash,)] = _LOCK_HEAD.rows(conn, {})
-    fields: dict[str, Any] = {
-        "occurred_at": datetime.now(UTC),
-        "actor": actor_label(record.actor),
-        "actor_address": record.actor.address,
-        "action": record.action,
-        "outcome": record.outcome,
-        "study_instance_uid": record.study_instance_uid,
-        "series_instance_uid": record.series_instance_uid,
-        "sop_instance_uid": record.sop_instance_uid,
-        "detail": json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
-    }
-    entry_hash = _hash_fields(prev_hash, **fields)
-    [(event_id,)] = _INSERT_EVENT.rows(conn, {**fields, "prev_hash": prev_hash, "hash": entry_hash})
-    _MOVE_HEAD.count(conn, {"event_id": event_id, "hash": entry_hash})
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        fields: dict[str, Any] = {
+            "occurred_at": datetime.now(UTC),
+            "actor": actor_label(record.actor),
+            "actor_address": record.actor.address,
+            "action": record.action,
+            "outcome": record.outcome,
+            "study_instance_uid": record.study_instance_uid,
+            "series_instance_uid": record.series_instance_uid,
+            "sop_instance_uid": record.sop_instance_uid,
+            "detail": json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
+        }
+        entry_hash = _hash_fields(prev_hash, **fields)
+        rows.append({**fields, "prev_hash": prev_hash, "hash": entry_hash})
+        prev_hash = entry_hash
+    # Executed in order under the head lock, so ids follow the chain (verify_chain walks by id).
+    _INSERT_EVENTS.run_many(conn, rows[:-1])
+    [(event_id,)] = _INSERT_EVENT.rows(conn, rows[-1])
+    _MOVE_HEAD.count(conn, {"event_id": event_id, "hash": prev_hash})
     return int(event_id)
 
 

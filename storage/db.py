@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import IndexUnavailable
+from storage.prepared import driver_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,10 +53,42 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+    def _begin(conn: Connection) -> None:
+        # Database.write_core begins on the driver connection before SQLAlchemy knows.
+        if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            _begin_on_driver(conn, begin)
 
     return engine
+
+
+def _begin_on_driver(conn: Connection, begin: str) -> None:
+    """Start a transaction with the statement *begin* (e.g. ``BEGIN IMMEDIATE``) on *conn*'s DBAPI connection."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(begin)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn.dialect, begin, (), exc) from exc
+    finally:
+        cursor.close()
+
+
+def _end(conn: Connection, *, commit: bool) -> None:
+    """Commit or roll back the transaction on *conn*, begun by SQLAlchemy or on the driver connection."""
+    if conn.in_transaction():  # the work ran statements through SQLAlchemy, which began its own transaction
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+        return
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    try:
+        if commit:
+            driver.commit()
+        else:
+            driver.rollback()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn.dialect, "COMMIT" if commit else "ROLLBACK", (), exc) from exc
 
 
 class Database:
@@ -67,6 +100,7 @@ class Database:
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, begin="BEGIN")
             self._write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+            self._write_begin: str | None = "BEGIN IMMEDIATE"
         else:
             self.engine = create_engine(
                 url,
@@ -77,6 +111,7 @@ class Database:
                 isolation_level="READ COMMITTED",
             )
             self._write_engine = self.engine
+            self._write_begin = None  # psycopg begins a transaction with the first statement
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # Called before every read session and ORM write: deferred indexing sets it to
@@ -110,11 +145,27 @@ class Database:
         return self._retrying(in_session, attempts)
 
     def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
-        """:meth:`write` on a plain Core connection: no ORM session (the ingest hot path)."""
+        """:meth:`write` on a plain Core connection: no ORM session (the ingest hot path).
+
+        The transaction is begun and ended on the DBAPI connection: SQLAlchemy's transaction
+        bookkeeping costs as much as a short statement. *work* may run statements through
+        SQLAlchemy too (the transaction is then ended through it).
+        """
 
         def in_connection() -> T:
-            with self._write_engine.begin() as conn:
-                return work(conn)
+            with self._write_engine.connect() as conn:
+                if self._write_begin is not None:
+                    _begin_on_driver(conn, self._write_begin)
+                try:
+                    result = work(conn)
+                except BaseException:
+                    try:
+                        _end(conn, commit=False)
+                    except Exception:  # noqa: BLE001 - the work's error is the one to report
+                        log.debug("rollback after a failed write transaction failed", exc_info=True)
+                    raise
+                _end(conn, commit=True)
+                return result
 
         return self._retrying(in_connection, attempts)
 

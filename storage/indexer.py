@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from storage.archive import Archive
 from storage.audit import AuditRecord
 from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.indexing import IndexItem
 from storage.intake import Entry, Intake
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def exclusive(intake: Intake, stop: threading.Event) -> Iterator[bool]:
 
 
 ATTEMPTS = 3  # an entry that fails this often for an unexpected reason is set aside
+BATCH = 64  # entries indexed in one transaction (one commit, one sync per object directory)
 
 
 def _set_aside(archive: Archive, intake: Intake, entry: Entry, reason: str) -> None:
@@ -62,14 +64,37 @@ def _set_aside(archive: Archive, intake: Intake, entry: Entry, reason: str) -> N
 
 
 def index_pending(archive: Archive, intake: Intake, failures: dict[str, int] | None = None) -> int:
-    """Index every entry now in *intake*; return how many were taken. Backend errors propagate."""
+    """Index every entry now in *intake*, BATCH at a time; return how many were taken. Backend errors propagate."""
     failures = {} if failures is None else failures
+    entries = intake.entries()
     taken = 0
-    for entry in intake.entries():
+    for start in range(0, len(entries), BATCH):
+        batch: list[tuple[Entry, IndexItem]] = []
+        for entry in entries[start : start + BATCH]:
+            try:
+                batch.append((entry, archive.examine_entry(entry)))
+            except InvalidInstance as exc:
+                _set_aside(archive, intake, entry, str(exc))
+                taken += 1
         try:
-            archive.index_entry(intake, entry)
-        except InvalidInstance as exc:
-            _set_aside(archive, intake, entry, str(exc))
+            archive.index_entries(intake, batch)
+        except (IndexUnavailable, StorageUnavailable):
+            raise
+        except Exception:  # noqa: BLE001 - isolate the entry that fails; index the others
+            log.exception("indexing a batch of %d failed: indexing its entries one by one", len(batch))
+            taken += _one_by_one(archive, intake, batch, failures)
+            continue
+        taken += len(batch)
+    return taken
+
+
+def _one_by_one(
+    archive: Archive, intake: Intake, batch: list[tuple[Entry, IndexItem]], failures: dict[str, int]
+) -> int:
+    taken = 0
+    for entry, item in batch:
+        try:
+            archive.index_entries(intake, [(entry, item)])
         except (IndexUnavailable, StorageUnavailable):
             raise
         except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the others

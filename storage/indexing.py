@@ -1,9 +1,11 @@
-"""The index transaction of one store (DESIGN.md "Storing an instance", step 5), in SQLAlchemy Core.
+"""The index transaction of one store, or of a batch of stores (DESIGN.md "Storing an instance", step 5).
 
-This is the hot path of ingest, so it is a handful of plain statements in one short
+This is the hot path of ingest, so it is a handful of prepared statements in one short
 transaction, not an ORM unit of work. Row locks (PostgreSQL; SQLite writers are
 serialised by ``BEGIN IMMEDIATE``) make the read-modify-write of versions and of the
-aggregate counters safe under READ COMMITTED.
+aggregate counters safe under READ COMMITTED. A batch (:meth:`IndexWriter.index_many`)
+writes what the same stores one by one would write, with one commit, one instance
+lookup per 64 objects, one counter update per row and one audit chain lock.
 
 Devices send a series instance after instance with the same component, inspection
 and series attributes. :class:`IndexWriter` remembers, per recently stored series,
@@ -18,16 +20,15 @@ values a device sent for the same entity.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Column, Connection, String, Table, bindparam, delete, insert, select, update
 
 from storage import audit, header
 from storage.attributes import (
@@ -45,7 +46,8 @@ from storage.diconde.indications import IndicationValues, read_indications
 from storage.models import Component, Indication, Instance, InstanceVersion, Series, Study, utcnow
 from storage.prepared import PreparedStatement
 
-# Core tables and statements built once: the compiled forms are cached, nothing ORM runs per store.
+# Core tables and statements built once and run on the DBAPI cursor (storage.prepared):
+# nothing ORM, no statement construction or compilation per store.
 _COMPONENTS = cast(Table, Component.__table__)
 _STUDIES = cast(Table, Study.__table__)
 _SERIES = cast(Table, Series.__table__)
@@ -53,23 +55,61 @@ _INSTANCES = cast(Table, Instance.__table__)
 _VERSIONS = cast(Table, InstanceVersion.__table__)
 _INDICATIONS = cast(Table, Indication.__table__)
 
-_FIND_INSTANCE = PreparedStatement(
-    select(_INSTANCES.c.id, _INSTANCES.c.series_id)
-    .where(_INSTANCES.c.sop_instance_uid == bindparam("uid"))
-    .with_for_update()
-)
-_VERSIONS_OF = select(_VERSIONS.c.version, _VERSIONS.c.sha256, _VERSIONS.c.object_key).where(
-    _VERSIONS.c.instance_id == bindparam("instance_id")
-)
-_INSERT_INSTANCE = PreparedStatement(insert(_INSTANCES).returning(_INSTANCES.c.id))
-_INSERT_VERSION = PreparedStatement(insert(_VERSIONS))
-_BUMP = {
-    table.name: PreparedStatement(
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values(number_of_instances=table.c.number_of_instances + bindparam("delta"))
+_FIND_CHUNK = 64  # SOP Instance UIDs looked up per statement: 1, 2, 4, ... 64 (padded), seven statements
+
+
+@cache
+def _find_instances(count: int) -> PreparedStatement:
+    """Lock and read the instance rows of *count* SOP Instance UIDs (bind names ``uid0``, ``uid1``, ...)."""
+    return PreparedStatement(
+        select(_INSTANCES.c.sop_instance_uid, _INSTANCES.c.id, _INSTANCES.c.series_id)
+        .where(_INSTANCES.c.sop_instance_uid.in_([bindparam(f"uid{n}", type_=String) for n in range(count)]))
+        .with_for_update()
     )
-    for table in (_SERIES, _STUDIES)
+
+
+_VERSIONS_OF = PreparedStatement(
+    select(_VERSIONS.c.version, _VERSIONS.c.sha256, _VERSIONS.c.object_key).where(
+        _VERSIONS.c.instance_id == bindparam("instance_id")
+    )
+)
+_INSERT_VERSION = PreparedStatement(insert(_VERSIONS))
+_STUDY_OF_SERIES = PreparedStatement(select(_SERIES.c.study_id).where(_SERIES.c.id == bindparam("row_id")))
+_INSERT_INDICATION = PreparedStatement(insert(_INDICATIONS))
+_DELETE_INDICATIONS = PreparedStatement(delete(_INDICATIONS).where(_INDICATIONS.c.instance_id == bindparam("row_id")))
+# Per table: insert a row (any set of columns; its id back) and update a row by id (any set of columns).
+_INSERT = {t.name: PreparedStatement(insert(t).returning(t.c.id)) for t in (_COMPONENTS, _STUDIES, _SERIES, _INSTANCES)}
+_UPDATE = {
+    t.name: PreparedStatement(update(t).where(t.c.id == bindparam("row_id")))
+    for t in (_COMPONENTS, _STUDIES, _SERIES, _INSTANCES)
+}
+
+
+def _readable(table: Table) -> list[Column[Any]]:
+    """Every column the driver hands back as a plain value (not the timestamps)."""
+    return [column for column in table.c if column.key not in ("created_at", "updated_at")]
+
+
+# Per hierarchy table: its unique key, and lock-and-read of the row with that key.
+_UNIQUE_KEY = {_COMPONENTS.name: "patient_id", _STUDIES.name: "study_instance_uid", _SERIES.name: "series_instance_uid"}
+_LOCK_BY_KEY = {
+    t.name: PreparedStatement(
+        select(*_readable(t)).where(t.c[_UNIQUE_KEY[t.name]] == bindparam("key")).with_for_update()
+    )
+    for t in (_COMPONENTS, _STUDIES, _SERIES)
+}
+_READ_COLUMNS = {t.name: tuple(column.key for column in _readable(t)) for t in (_COMPONENTS, _STUDIES, _SERIES)}
+# Add to an aggregate counter (PS3.4 C.3.4), by table and column.
+_ADD = {
+    (t.name, column): PreparedStatement(
+        update(t).where(t.c.id == bindparam("row_id")).values({column: t.c[column] + bindparam("delta")})
+    )
+    for t, column in (
+        (_COMPONENTS, "number_of_studies"),
+        (_STUDIES, "number_of_series"),
+        (_STUDIES, "number_of_instances"),
+        (_SERIES, "number_of_instances"),
+    )
 }
 
 
@@ -193,8 +233,26 @@ class _StaleCache(Exception):
     """A remembered row is gone: take the full upsert path."""
 
 
+@dataclass(frozen=True)
+class IndexItem:
+    """One examined object, already durable in the object store, waiting for its index transaction."""
+
+    actor: Actor
+    identity: Identity
+    values: IndexValues
+    stored: ReceivedObject
+
+
+@dataclass(frozen=True)
+class IndexedBatch:
+    """What one index transaction wrote: a result per item (in order) and the series rows it used."""
+
+    results: list[StoreResult]
+    learned: dict[str, _KnownSeries]  # by Series Instance UID; remember them once committed
+
+
 class IndexWriter:
-    """Writes one store into the index; remembers recently written series (see module docstring)."""
+    """Writes stores into the index; remembers recently written series (see module docstring)."""
 
     def __init__(self, remembered_series: int = 1024) -> None:
         self._known: OrderedDict[str, _KnownSeries] = OrderedDict()
@@ -221,10 +279,20 @@ class IndexWriter:
             while len(self._known) > self._limit:
                 self._known.popitem(last=False)
 
+    def remember_all(self, learned: dict[str, _KnownSeries]) -> None:
+        """Keep what a batch's transaction learned (:attr:`IndexedBatch.learned`) once it has committed."""
+        for series_uid, known in learned.items():
+            self.remember(series_uid, known)
+
     def forget(self, series_uid: str) -> None:
         """Drop what is remembered of a series."""
         with self._lock:
             self._known.pop(series_uid, None)
+
+    def forget_all(self, series_uids: Iterable[str]) -> None:
+        """Drop what is remembered of each series (after a failed transaction)."""
+        for series_uid in series_uids:
+            self.forget(series_uid)
 
     # -- the transaction ---------------------------------------------------------
 
@@ -237,34 +305,60 @@ class IndexWriter:
         stored: ReceivedObject,
     ) -> tuple[StoreResult, _KnownSeries | None]:
         """Index one received object in the caller's transaction; audit it in the same transaction."""
-        found = _FIND_INSTANCE.rows(conn, {"uid": identity.sop_instance_uid})
-        row = _InstanceRow(*found[0]) if found else None
+        batch = self.index_many(conn, [IndexItem(actor, identity, values, stored)])
+        return batch.results[0], batch.learned.get(identity.series_instance_uid)
+
+    def index_many(self, conn: Connection, items: Sequence[IndexItem]) -> IndexedBatch:
+        """Index *items* in the caller's transaction, exactly as if stored one after another; audit each.
+
+        The rows, counters, versions, outcomes and audit entries (in item order) are those of
+        one transaction per item; the counters are written once per row and the audit chain
+        head is locked once. Call :meth:`remember_all` with the batch's ``learned`` after the
+        commit, :meth:`forget_all` with its series after a failure. Safe to re-run after a
+        rollback (nothing is remembered here).
+        """
+        transaction = _Transaction(self, conn, items)
+        results = [transaction.index(item) for item in items]
+        transaction.finish()
+        return IndexedBatch(results, transaction.learned)
+
+
+class _Transaction:
+    """One index transaction's state: the series rows it used, its counter changes and audit records."""
+
+    def __init__(self, writer: IndexWriter, conn: Connection, items: Sequence[IndexItem]) -> None:
+        self.writer = writer
+        self.conn = conn
+        self.learned: dict[str, _KnownSeries] = {}
+        self.proven: set[str] = set()  # series whose rows this transaction wrote or locked
+        self.counts: defaultdict[tuple[str, int], int] = defaultdict(int)  # (table, row id) -> instances added
+        self.versions: list[dict[str, Any]] = []  # instance_versions rows, inserted at the end
+        self.records: list[AuditRecord] = []
+        self.instances = _lock_instances(conn, list(dict.fromkeys(i.identity.sop_instance_uid for i in items)))
+
+    def _versions_of(self, instance_id: int) -> list[tuple[Any, ...]]:
+        """(version, sha256, object key) of every version of an instance, with those this transaction adds."""
+        adding = [
+            (v["version"], v["sha256"], v["object_key"]) for v in self.versions if v["instance_id"] == instance_id
+        ]
+        return _VERSIONS_OF.rows(self.conn, {"instance_id": instance_id}) + adding
+
+    def index(self, item: IndexItem) -> StoreResult:
+        conn, identity, stored = self.conn, item.identity, item.stored
+        row = self.instances.get(identity.sop_instance_uid)
         if row is None:
             version, outcome = 1, StoreOutcome.STORED
         else:
-            versions = conn.execute(_VERSIONS_OF, {"instance_id": row.id}).all()
+            versions = self._versions_of(row.id)
             for number, digest, stored_key in versions:
                 if digest == stored.sha256:  # these bytes are already archived
-                    _audit_store(conn, actor, identity, StoreOutcome.DUPLICATE, stored, number)
-                    return _result(StoreOutcome.DUPLICATE, identity, stored, number, stored_key), None
+                    self._audit(item, StoreOutcome.DUPLICATE, number)
+                    return _result(StoreOutcome.DUPLICATE, identity, stored, number, stored_key)
             version, outcome = max(number for number, _, _ in versions) + 1, StoreOutcome.NEW_VERSION
 
-        fingerprint = values.hierarchy_fingerprint(identity)
-        known = self._recall(identity.series_instance_uid, fingerprint)
-        if known is not None and row is None:
-            try:
-                _bump_instances(conn, known.series_id, known.study_id, +1)
-            except _StaleCache:
-                self.forget(identity.series_instance_uid)
-                known = None
-        if known is None:
-            series_id, study_id = _upsert_hierarchy(conn, identity, values)
-            known = _KnownSeries(series_id, study_id, fingerprint)
-            if row is None:
-                _bump_instances(conn, series_id, study_id, +1)
-
+        known = self._series(item, new_instance=row is None)
         columns = {
-            **values.image,
+            **item.values.image,
             "sop_instance_uid": identity.sop_instance_uid,
             "sop_class_uid": identity.sop_class_uid,
             "series_id": known.series_id,
@@ -278,18 +372,18 @@ class IndexWriter:
             "received_at": utcnow(),
         }
         if row is None:
-            instance_id = conn.execute(insert(Instance).values(**columns).returning(Instance.id)).scalar_one()
+            [(instance_id,)] = _INSERT[_INSTANCES.name].rows(conn, columns)
         else:
             instance_id = row.id
             if row.series_id != known.series_id:  # the new version names another series
-                old_study = conn.execute(select(Series.study_id).where(Series.id == row.series_id)).scalar_one()
-                _bump_instances(conn, row.series_id, old_study, -1)
-                _bump_instances(conn, known.series_id, known.study_id, +1)
-            conn.execute(update(Instance).where(Instance.id == instance_id).values(**columns))
-            conn.execute(delete(Indication).where(Indication.instance_id == instance_id))
-        _insert_indications(conn, instance_id, values.indications)
-        _INSERT_VERSION.count(
-            conn,
+                [(old_study,)] = _STUDY_OF_SERIES.rows(conn, {"row_id": row.series_id})
+                self._count(row.series_id, old_study, -1)
+                self._count(known.series_id, known.study_id, +1)
+            _UPDATE[_INSTANCES.name].count(conn, {**columns, "row_id": instance_id})
+            _DELETE_INDICATIONS.count(conn, {"row_id": instance_id})
+        self.instances[identity.sop_instance_uid] = _InstanceRow(instance_id, known.series_id)
+        _INSERT_INDICATION.run_many(conn, [_indication_row(instance_id, each) for each in item.values.indications])
+        self.versions.append(
             {
                 "instance_id": instance_id,
                 "version": version,
@@ -297,66 +391,130 @@ class IndexWriter:
                 "size_bytes": stored.size,
                 "sha256": stored.sha256,
                 "transfer_syntax_uid": stored.transfer_syntax_uid,
-                "received_by": audit.actor_label(actor),
+                "received_by": audit.actor_label(item.actor),
                 "received_at": utcnow(),
-            },
+            }
         )
-        _audit_store(conn, actor, identity, outcome, stored, version)
-        return _result(outcome, identity, stored, version, stored.key), known
+        self._audit(item, outcome, version)
+        return _result(outcome, identity, stored, version, stored.key)
+
+    def _series(self, item: IndexItem, *, new_instance: bool) -> _KnownSeries:
+        """The series (and study) rows of *item*, written when its values are not known to be there.
+
+        Known: used earlier in this transaction with the same values, or remembered from a
+        committed one; remembered rows are proven to exist by the first counter update of
+        this transaction, which locks them (a new version uses them unproven, as one store does).
+        """
+        identity = item.identity
+        series_uid = identity.series_instance_uid
+        fingerprint = item.values.hierarchy_fingerprint(identity)
+        known = self.learned.get(series_uid)
+        if known is None:
+            known = self.writer._recall(series_uid, fingerprint)
+        elif known.fingerprint != fingerprint:
+            known = None  # the device changed the values mid-series (maybe back): write them
+        if known is not None and new_instance and series_uid not in self.proven:
+            try:
+                _bump_instances(self.conn, known.series_id, known.study_id, +1)
+            except _StaleCache:
+                self.writer.forget(series_uid)
+                known = None
+            else:
+                new_instance = False  # counted
+                self.proven.add(series_uid)
+        if known is None:
+            series_id, study_id = _upsert_hierarchy(self.conn, identity, item.values)
+            known = _KnownSeries(series_id, study_id, fingerprint)
+            self.proven.add(series_uid)
+        if new_instance:
+            self._count(known.series_id, known.study_id, +1)
+        self.learned[series_uid] = known
+        return known
+
+    def _count(self, series_id: int, study_id: int, delta: int) -> None:
+        self.counts[_SERIES.name, series_id] += delta
+        self.counts[_STUDIES.name, study_id] += delta
+
+    def _audit(self, item: IndexItem, outcome: StoreOutcome, version: int) -> None:
+        identity, stored = item.identity, item.stored
+        self.records.append(
+            AuditRecord(
+                actor=item.actor,
+                action="store",
+                outcome="success" if outcome is StoreOutcome.STORED else outcome.value,
+                study_instance_uid=identity.study_instance_uid,
+                series_instance_uid=identity.series_instance_uid,
+                sop_instance_uid=identity.sop_instance_uid,
+                detail={
+                    "sha256": stored.sha256,
+                    "size": stored.size,
+                    "version": version,
+                    "transfer_syntax": stored.transfer_syntax_uid,
+                },
+            )
+        )
+
+    def finish(self) -> None:
+        """Insert the versions, write the counter changes (rows in a fixed order), chain the audit entries."""
+        _INSERT_VERSION.run_many(self.conn, self.versions)
+        self.versions.clear()
+        for (table, row_id), delta in sorted(self.counts.items()):
+            if delta and _ADD[table, "number_of_instances"].count(self.conn, {"row_id": row_id, "delta": delta}) != 1:
+                raise RuntimeError(f"{table} row {row_id}, written in this transaction, is gone")
+        self.counts.clear()
+        audit.append_all(self.conn, self.records)
+        self.records.clear()
+
+
+def _lock_instances(conn: Connection, uids: Sequence[str]) -> dict[str, _InstanceRow]:
+    """The instance rows of *uids* that exist, locked, by SOP Instance UID."""
+    found: dict[str, _InstanceRow] = {}
+    for start in range(0, len(uids), _FIND_CHUNK):
+        chunk = uids[start : start + _FIND_CHUNK]
+        count = 1 << (len(chunk) - 1).bit_length()  # a power of two: few statements to prepare
+        padded = {f"uid{n}": chunk[min(n, len(chunk) - 1)] for n in range(count)}
+        for uid, instance_id, series_id in _find_instances(count).rows(conn, padded):
+            found[uid] = _InstanceRow(instance_id, series_id)
+    return found
 
 
 def _bump_instances(conn: Connection, series_id: int, study_id: int, delta: int) -> None:
     """Add *delta* to the instance counters of a series and its study (PS3.4 C.3.4 aggregates)."""
-    for table, row_id in ((_SERIES, series_id), (_STUDIES, study_id)):
-        if _BUMP[table.name].count(conn, {"row_id": row_id, "delta": delta}) != 1:
-            raise _StaleCache(f"{table.name} row {row_id} is gone")
-
-
-def _changes(current: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """The values that differ from the locked row *current*."""
-    return {name: value for name, value in values.items() if getattr(current, name) != value}
+    for table, row_id in ((_SERIES.name, series_id), (_STUDIES.name, study_id)):
+        if _ADD[table, "number_of_instances"].count(conn, {"row_id": row_id, "delta": delta}) != 1:
+            raise _StaleCache(f"{table} row {row_id} is gone")
 
 
 def _upsert(
-    conn: Connection,
-    model: type[Component] | type[Study] | type[Series],
-    key: InstrumentedAttribute[str],
-    key_value: str,
-    values: dict[str, Any],
-    *,
-    on_insert: dict[str, Any],
-    also_read: Sequence[InstrumentedAttribute[Any]] = (),
-) -> tuple[int, Row[Any] | None]:
-    """Lock the row whose unique *key* is *key_value*; update the *values* that differ, or insert it.
+    conn: Connection, table: Table, key_value: str, values: dict[str, Any], *, on_insert: dict[str, Any]
+) -> tuple[int, dict[str, Any] | None]:
+    """Lock the row whose unique key is *key_value*; update the *values* that differ, or insert it.
 
     Returns the row id and the locked row as it was (None when it was inserted).
     """
     now = utcnow()
-    values = {name: value for name, value in values.items() if name != key.key}
-    columns = [getattr(model, name) for name in values]
-    row = conn.execute(select(model.id, *also_read, *columns).where(key == key_value).with_for_update()).one_or_none()
-    if row is None:
-        inserted = conn.execute(
-            insert(model)
-            .values(**values, **on_insert, **{key.key: key_value}, created_at=now, updated_at=now)
-            .returning(model.id)
-        ).scalar_one()
+    key = _UNIQUE_KEY[table.name]
+    values = {name: value for name, value in values.items() if name != key}
+    found = _LOCK_BY_KEY[table.name].rows(conn, {"key": key_value})
+    if not found:
+        row = {**values, **on_insert, key: key_value, "created_at": now, "updated_at": now}
+        [(inserted,)] = _INSERT[table.name].rows(conn, row)
         return int(inserted), None
-    changed = _changes(row, values)
+    current = dict(zip(_READ_COLUMNS[table.name], found[0], strict=True))
+    changed = {name: value for name, value in values.items() if current[name] != value}
     if changed:
-        conn.execute(update(model).where(model.id == row.id).values(**changed, updated_at=now))
-    return int(row.id), row
+        _UPDATE[table.name].count(conn, {**changed, "updated_at": now, "row_id": current["id"]})
+    return int(current["id"]), current
 
 
 def _upsert_hierarchy(conn: Connection, identity: Identity, values: IndexValues) -> tuple[int, int]:
     """Insert or update the component, study and series rows; return (series id, study id)."""
     component_id, _ = _upsert(
-        conn, Component, Component.patient_id, values.component_key, values.patient, on_insert={"number_of_studies": 0}
+        conn, _COMPONENTS, values.component_key, values.patient, on_insert={"number_of_studies": 0}
     )
     study_id, study = _upsert(
         conn,
-        Study,
-        Study.study_instance_uid,
+        _STUDIES,
         identity.study_instance_uid,
         values.study,
         on_insert={
@@ -365,52 +523,37 @@ def _upsert_hierarchy(conn: Connection, identity: Identity, values: IndexValues)
             "number_of_series": 0,
             "number_of_instances": 0,
         },
-        also_read=[Study.modalities_in_study],
     )
     if study is None:
-        conn.execute(
-            update(Component)
-            .where(Component.id == component_id)
-            .values(number_of_studies=Component.number_of_studies + 1)
-        )
-    modalities = split_multi(study.modalities_in_study) if study is not None else []
+        _ADD[_COMPONENTS.name, "number_of_studies"].count(conn, {"row_id": component_id, "delta": 1})
+    modalities = split_multi(study["modalities_in_study"]) if study is not None else []
     series_id, series = _upsert(
         conn,
-        Series,
-        Series.series_instance_uid,
+        _SERIES,
         identity.series_instance_uid,
         values.series,
         on_insert={"study_id": study_id, "number_of_instances": 0},
-        also_read=[Series.modality],
     )
     if series is None:
-        conn.execute(update(Study).where(Study.id == study_id).values(number_of_series=Study.number_of_series + 1))
-    modality = values.series.get("modality") or (series.modality if series is not None else None)
+        _ADD[_STUDIES.name, "number_of_series"].count(conn, {"row_id": study_id, "delta": 1})
+    modality = values.series.get("modality") or (series["modality"] if series is not None else None)
     if modality and modality not in modalities:
-        conn.execute(
-            update(Study).where(Study.id == study_id).values(modalities_in_study=join_multi([*modalities, modality]))
+        _UPDATE[_STUDIES.name].count(
+            conn, {"modalities_in_study": join_multi([*modalities, modality]), "row_id": study_id}
         )
     return series_id, study_id
 
 
-def _insert_indications(conn: Connection, instance_id: int, items: Sequence[IndicationValues]) -> None:
-    """Index the served version's Indication Sequence items (DICONDE 0014,2012)."""
-    if not items:
-        return
-    conn.execute(
-        insert(_INDICATIONS),
-        [
-            {
-                "instance_id": instance_id,
-                "indication_number": item.number,
-                "indication_label": item.label,
-                "indication_type": item.types,
-                "indication_disposition": item.disposition,
-                "indication_description": item.description,
-            }
-            for item in items
-        ],
-    )
+def _indication_row(instance_id: int, item: IndicationValues) -> dict[str, Any]:
+    """The index row of one Indication Sequence item (DICONDE 0014,2012) of the served version."""
+    return {
+        "instance_id": instance_id,
+        "indication_number": item.number,
+        "indication_label": item.label,
+        "indication_type": item.types,
+        "indication_disposition": item.disposition,
+        "indication_description": item.description,
+    }
 
 
 def _result(outcome: StoreOutcome, identity: Identity, stored: ReceivedObject, version: int, key: str) -> StoreResult:
@@ -424,26 +567,4 @@ def _result(outcome: StoreOutcome, identity: Identity, stored: ReceivedObject, v
         sha256=stored.sha256,
         size=stored.size,
         object_key=key,
-    )
-
-
-def _audit_store(
-    conn: Connection, actor: Actor, identity: Identity, outcome: StoreOutcome, stored: ReceivedObject, version: int
-) -> None:
-    audit.append_to(
-        conn,
-        AuditRecord(
-            actor=actor,
-            action="store",
-            outcome="success" if outcome is StoreOutcome.STORED else outcome.value,
-            study_instance_uid=identity.study_instance_uid,
-            series_instance_uid=identity.series_instance_uid,
-            sop_instance_uid=identity.sop_instance_uid,
-            detail={
-                "sha256": stored.sha256,
-                "size": stored.size,
-                "version": version,
-                "transfer_syntax": stored.transfer_syntax_uid,
-            },
-        ),
     )

@@ -7,7 +7,9 @@ database itself for the few short statements one store needs. A
 parameter names, keeps the dialect's bind processors (SQLite stores datetimes in
 SQLAlchemy's own text format: rows must look exactly as if written through
 SQLAlchemy) and executes on the connection's DBAPI cursor, inside the caller's
-transaction.
+transaction. Rows come back as the driver returns them (no result processing):
+select only columns the driver returns as Python values (numbers, text), not
+SQLite datetimes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
+def driver_error(dialect: Dialect, statement: str, parameters: Any, exc: Exception) -> Exception:
+    """What SQLAlchemy raises for the driver error *exc* (IntegrityError, OperationalError, ...).
+
+    Callers' retry and error mapping (``Database.write_core``) then treat statements run on the
+    DBAPI connection like statements run through SQLAlchemy.
+    """
+    return DBAPIError.instance(statement, parameters, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -36,6 +47,10 @@ class _Compiled:
     def of(cls, statement: Executable, dialect: Dialect, keys: Sequence[str]) -> _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
         assert isinstance(compiled, SQLCompiler)
+        defaulted = [column.key for column in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+        if defaulted:
+            # SQLAlchemy computes Python-side column defaults per execution; we do not.
+            raise ValueError(f"give a value for every column with a default: {', '.join(defaulted)}")
         processors: dict[str, Callable[[Any], Any]] = {}
         literals: dict[str, Any] = {}
         for name, bind in compiled.binds.items():
@@ -53,11 +68,12 @@ class _Compiled:
         )
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        merged = {**self.literals, **values}
-        bound = {name: self.processors[name](v) if name in self.processors else v for name, v in merged.items()}
+        if self.literals:
+            values = {**self.literals, **values}
+        processors = self.processors
         if self.positional:
-            return [bound[name] for name in self.names]
-        return bound
+            return [processors[name](values[name]) if name in processors else values[name] for name in self.names]
+        return {name: processors[name](v) if name in processors else v for name, v in values.items()}
 
 
 class PreparedStatement:
@@ -73,39 +89,64 @@ class PreparedStatement:
         compiled = self._compiled.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.setdefault(key, _Compiled.of(self.statement, dialect, keys))
+                compiled = self._compiled.get(key) or self._compiled.setdefault(
+                    key, _Compiled.of(self.statement, dialect, keys)
+                )
         return compiled
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> DBAPICursor:
-        """Execute with *values* (by bind or column name) in *conn*'s transaction; the open cursor."""
-        compiled = self._for(conn.dialect, tuple(values))
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
-        cursor = dbapi_connection.cursor()
+        """Execute with *values* (by bind or column name) in *conn*'s transaction; the cursor, with its rows."""
+        dialect = conn.dialect
+        compiled = self._for(dialect, tuple(values))
+        cursor = _cursor(conn)
         parameters = compiled.parameters(values)
         try:
             cursor.execute(compiled.sql, parameters)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            # Raise what SQLAlchemy would (IntegrityError, OperationalError, ...), so the
-            # callers' retry and error mapping (Database.write_core) treat it the same way.
-            cursor.close()
-            raise DBAPIError.instance(
-                compiled.sql, parameters, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-            ) from exc
+        except dialect.loaded_dbapi.Error as exc:
+            raise driver_error(dialect, compiled.sql, parameters, exc) from exc
         return cursor
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per item of *rows* (all with the same keys) in one driver call (``executemany``).
+
+        psycopg sends them in one pipeline (one round trip); no rows come back.
+        """
+        if not rows:
+            return
+        dialect = conn.dialect
+        compiled = self._for(dialect, tuple(rows[0]))
+        parameters: Any = [compiled.parameters(row) for row in rows]  # all lists, or all dicts
+        cursor = _cursor(conn)
+        try:
+            if len(parameters) == 1:  # psycopg's executemany costs twice an execute for one row
+                cursor.execute(compiled.sql, parameters[0])
+            else:
+                cursor.executemany(compiled.sql, parameters)
+        except dialect.loaded_dbapi.Error as exc:
+            raise driver_error(dialect, compiled.sql, parameters, exc) from exc
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute and fetch every row (a SELECT, or a statement with RETURNING)."""
-        cursor = self.run(conn, values)
-        try:
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return [tuple(row) for row in self.run(conn, values).fetchall()]
 
     def count(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Execute and return the number of rows it changed."""
-        cursor = self.run(conn, values)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return int(self.run(conn, values).rowcount)
+
+
+def _cursor(conn: Connection) -> DBAPICursor:
+    """The DBAPI cursor prepared statements use on *conn*'s DBAPI connection, made once per connection.
+
+    A psycopg cursor costs as much to make as a short statement costs to run. The pool
+    clears ``info`` when it replaces the DBAPI connection.
+    """
+    info = conn.connection.info
+    cursor: DBAPICursor | None = info.get(_CURSOR)
+    if cursor is None:
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = info[_CURSOR] = dbapi_connection.cursor()
+    return cursor
+
+
+_CURSOR = "storage.prepared.cursor"
