@@ -52,7 +52,14 @@ def test_push_a_folder_find_it_at_every_level_and_stop(tmp_path: Path) -> None:
     try:
         assert (tmp_path / "pacs-data" / "index.sqlite").exists(), "embedded index created on first start"
         health = httpx.get(f"{server.http}/healthz").json()
-        assert health == {"status": "ok", "version": health["version"], "database": "up", "object_store": "up"}
+        assert health == {
+            "status": "ok",
+            "version": health["version"],
+            "database": "up",
+            "object_store": "up",
+            "indexer": "running",  # deferred indexing, the default
+            "intake": {"waiting": 0, "set_aside": 0},
+        }
 
         assert _run([dcmtk("echoscu"), "-aec", "NDTPACS", "127.0.0.1", str(server.dicom_port)]).returncode == 0
         push = _run(
