@@ -4,7 +4,12 @@ Generates N small CT-like instances (~39 kB each, like pynetdicom's benchmark da
 pushes the folder over ONE association (or --parallel N at once) with dcmtk `storescu` to each
 receiver in turn, on loopback with TCP_NODELAY=1 in every process. Prints instances/s and MB/s per
 receiver and the ratio against the references.
-Usage: python bench/ingest.py [--count 1000] [--large 0] [--parallel 8] [--workers 2]
+
+ndt-pacs runs as `pacs serve` does by default (deferred indexing): its A-RELEASE is answered
+only once every instance of the association is indexed, so its time is the time until the
+last instance is findable. ``--immediate`` adds a run with ``PACS_DEFERRED_INDEX=false``
+(each C-STORE answered after its index transaction).
+Usage: python bench/ingest.py [--count 1000] [--large 0] [--parallel 8] [--workers 2] [--immediate]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +113,7 @@ def push(folder: Path, port: int, aet: str) -> float:
     return elapsed
 
 
-def run_ndt_pacs(folder: Path, work: Path) -> float:
+def run_ndt_pacs(folder: Path, work: Path, extra_env: dict[str, str] | None = None) -> float:
     port, http = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -126,7 +132,7 @@ def run_ndt_pacs(folder: Path, work: Path) -> float:
             "--dicom-workers",
             str(WORKERS),
         ],
-        env=ENV,
+        env={**ENV, **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -195,6 +201,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=24, help="8 MB DX instances (default 24; 0 to skip)")
     parser.add_argument("--parallel", type=int, default=1, help="concurrent associations (default 1)")
     parser.add_argument("--workers", type=int, default=1, help="ndt-pacs receiver processes (default 1)")
+    parser.add_argument("--immediate", action="store_true", help="also run ndt-pacs with PACS_DEFERRED_INDEX=false")
     args = parser.parse_args()
     global ASSOCIATIONS, WORKERS  # noqa: PLW0603 - benchmark knobs read by push() and run_ndt_pacs()
     ASSOCIATIONS, WORKERS = max(1, args.parallel), max(1, args.workers)
@@ -210,11 +217,16 @@ def main() -> None:
             how = "one association" if ASSOCIATIONS == 1 else f"{ASSOCIATIONS} associations at once"
             print(f"\n== {label}: {count} instances, {size / 1e6:.1f} MB, {how}, TCP_NODELAY=1")
             results: dict[str, float | None] = {}
-            for name, runner in (
+            runners: list[tuple[str, Callable[[Path, Path], float | None]]] = [
                 ("dcmtk storescp", run_storescp),
                 ("Orthanc", run_orthanc),
                 ("ndt-pacs", run_ndt_pacs),
-            ):
+            ]
+            if args.immediate:
+                runners.append(
+                    ("ndt-pacs immediate", lambda f, w: run_ndt_pacs(f, w, {"PACS_DEFERRED_INDEX": "false"}))
+                )
+            for name, runner in runners:
                 work = root / f"{modality}-{name.replace(' ', '-')}"
                 work.mkdir()
                 results[name] = runner(folder, work)
@@ -223,10 +235,12 @@ def main() -> None:
                     print(f"{name:16s} not installed")
                 else:
                     print(f"{name:16s} {seconds:7.2f} s {count / seconds:8.1f} inst/s {size / 1e6 / seconds:8.1f} MB/s")
-            ours = results["ndt-pacs"]
-            for ref in ("dcmtk storescp", "Orthanc"):
-                if results[ref] and ours:
-                    print(f"ndt-pacs speed vs {ref}: {results[ref] / ours:.2f}x")
+            for mine in ("ndt-pacs", "ndt-pacs immediate"):
+                ours = results.get(mine)
+                for ref in ("dcmtk storescp", "Orthanc"):
+                    reference = results[ref]
+                    if reference and ours:
+                        print(f"{mine} speed vs {ref}: {reference / ours:.2f}x")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def serve(
     # volume so the archive can rename them into the object store.
     tempfile.tempdir = str(storage.spool_dir)
     supervisor: _IndexerSupervisor | None = None
-    if storage.deferred_index:
+    if storage.indexes_deferred:
         # Stores are answered once durable in the intake; the indexer process indexes them and
         # every read here waits for what was acknowledged before it (storage/intake.py).
         intake = Intake(storage.intake_dir)
@@ -168,6 +168,8 @@ def _indexer_process(storage: StorageSettings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us last
+    if os.environ.get("PACS_X_NICE"):
+        os.nice(int(os.environ["PACS_X_NICE"]))
     archive = open_archive(storage, migrate_embedded=False)
     try:
         indexer.run(archive, Intake(storage.intake_dir), stop)

@@ -10,6 +10,7 @@ work are retried on serialization failures, deadlocks and unique-key races.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,14 +118,29 @@ class Database:
         # Called before every read session and ORM write: deferred indexing sets it to
         # Intake.settle, so a read sees every store acknowledged before it began.
         self.before_read: Callable[[], object] | None = None
+        self._inside = threading.local()  # depth of read sessions / writes on this thread
+
+    @contextmanager
+    def _settled(self) -> Iterator[None]:
+        """Run before_read on the outermost read or write of this thread only.
+
+        A read nested in a write (or another read) must not wait for the indexer: the
+        outer one already did, and its open transaction may hold the lock the indexer needs.
+        """
+        depth = getattr(self._inside, "depth", 0)
+        if depth == 0 and self.before_read is not None:
+            self.before_read()
+        self._inside.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._inside.depth = depth
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reads; rolled back and closed at the end."""
-        if self.before_read is not None:
-            self.before_read()
         try:
-            with self._read() as session:
+            with self._settled(), self._read() as session:
                 yield session
                 session.rollback()
         except (OperationalError, DBAPIError) as exc:
@@ -140,9 +156,8 @@ class Database:
             with self._write() as session, session.begin():
                 return work(session)
 
-        if self.before_read is not None:
-            self.before_read()
-        return self._retrying(in_session, attempts)
+        with self._settled():
+            return self._retrying(in_session, attempts)
 
     def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
         """:meth:`write` on a plain Core connection: no ORM session (the ingest hot path).

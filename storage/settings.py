@@ -33,8 +33,8 @@ class StorageSettings(BaseSettings):
     deferred_index: bool = Field(
         default=True,
         description=(
-            "pacs serve: answer a C-STORE once the object is durable and index it in a separate indexer "
-            "process (reads wait for it); false: index before answering"
+            "pacs serve with the file object store: answer a C-STORE once the object is durable and index it "
+            "in a separate indexer process (reads wait for it); false, or an S3 store: index before answering"
         ),
     )
     query_max_results: int = Field(
@@ -54,6 +54,15 @@ class StorageSettings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir.resolve() / "objects").as_uri()
+
+    @property
+    def indexes_deferred(self) -> bool:
+        """Deferred indexing is on: asked for, and the objects live on local disk like the intake.
+
+        With S3 the object must be in the bucket before the sender is told it is safe (an intake
+        on a node's disk is not where an S3 deployment keeps its data), so S3 indexes immediately.
+        """
+        return self.deferred_index and self.resolved_storage_url.startswith("file:")
 
     @property
     def intake_dir(self) -> Path:
