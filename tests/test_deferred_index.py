@@ -404,3 +404,10 @@ def test_pacs_serve_indexes_the_intake_before_it_exits(tmp_path: Path) -> None:
         assert archive.verify_audit().ok
     finally:
         archive.db.dispose()
+
+
+def test_only_the_file_object_store_defers(tmp_path: Path) -> None:
+    """With S3 the object must be in the bucket before the answer: S3 deployments index immediately."""
+    assert make_settings(tmp_path).indexes_deferred
+    assert not make_settings(tmp_path, deferred_index=False).indexes_deferred
+    assert not make_settings(tmp_path, storage_url="s3://bucket", s3_endpoint="127.0.0.1:9000").indexes_deferred
