@@ -64,6 +64,11 @@ def serve(
             supervisor.start()
     listener = DicomListener(archive, dicom)
     workers: list[multiprocessing.process.BaseProcess] = []
+    if os.environ.get("PACS_X_GC"):
+        import gc
+
+        gc.freeze()
+        gc.set_threshold(int(os.environ["PACS_X_GC"]), 20, 50)
     if dicom_enabled:
         listener.start()
         if spawn_workers:
@@ -171,6 +176,11 @@ def _indexer_process(storage: StorageSettings) -> None:
     if os.environ.get("PACS_X_NICE"):
         os.nice(int(os.environ["PACS_X_NICE"]))
     archive = open_archive(storage, migrate_embedded=False)
+    if os.environ.get("PACS_X_GC"):
+        import gc
+
+        gc.freeze()
+        gc.set_threshold(int(os.environ["PACS_X_GC"]), 20, 50)
     try:
         indexer.run(archive, Intake(storage.intake_dir), stop)
     finally:

@@ -41,7 +41,7 @@ import os
 import struct
 import tempfile
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -74,6 +74,10 @@ C_STORE_RSP = 0x8001
 NO_DATA_SET = 0x0101  # PS3.7 E.1 (0000,0800): "null", no data set follows
 HANDLER_FAILED = 0xC211  # pynetdicom's status when the EVT_C_STORE handler raises
 
+_PDU_HEADER = struct.Struct(">BBL")  # PS3.8 9.3.1: PDU type, reserved, PDU length
+_U32 = struct.Struct(">L")
+_P_DATA_TF = 0x04
+_PDU_TYPES = range(0x01, 0x08)  # PS3.8 9.3: A-ASSOCIATE-RQ (0x01) .. A-ABORT (0x07)
 _ELEMENT = struct.Struct("<HHI")  # implicit VR little endian: group, element, value length
 _US = struct.Struct("<H")
 _PDV_OVERHEAD = 6  # PS3.8 9.3.5.1: item length (4), context ID (1), message control header (1)
@@ -164,7 +168,7 @@ def file_meta_header(sop_class: str, sop_instance: str, transfer_syntax: str) ->
 
 def _pdata(context_id: int, pdv: bytes) -> P_DATA:
     primitive = P_DATA()
-    primitive.presentation_data_value_list.append((context_id, pdv))
+    primitive.presentation_data_value_list.append((context_id, bytes(pdv)))  # a memoryview from read_pdu
     return primitive
 
 
@@ -208,11 +212,90 @@ class FastStoreReceiver:
         self._passing = False  # pynetdicom is in the middle of decoding a message
         self._incoming: _Incoming | None = None
         self._lock = threading.Lock()  # the DUL thread receives; `discard` may run on another
+        self._read_plain: Callable[[], None] = assoc.dul._read_pdu_data  # pynetdicom's PDU reader
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         """Stands in for ``DIMSEServiceProvider.receive_primitive`` (called on the DUL thread)."""
+        self._receive_pdvs(primitive.presentation_data_value_list)
+
+    def read_pdu(self) -> None:
+        """Stands in for ``DULServiceProvider._read_pdu_data`` (the DUL thread, data waiting on the socket).
+
+        In the established state (Sta6) a P-DATA-TF PDU only ever gives its PDVs to DIMSE
+        (PS3.8 9.2, Evt10 -> DT-2 -> Sta6): its PDV items (PS3.8 9.3.5.1) go straight to
+        :meth:`_receive_pdvs`, read with as few ``recv`` calls as the kernel allows, without
+        pynetdicom's PDU objects, event queue and state machine pass. Every other PDU, and
+        every PDU in another state, is read and decoded as pynetdicom does.
+        """
+        dul = self.assoc.dul
+        if dul.state_machine.current_state != "Sta6":
+            self._read_plain()
+            return
+        header = self._recv_exactly(6)
+        if header is None:
+            dul.event_queue.put("Evt17")  # transport connection closed
+            return
+        pdu_type, _, length = _PDU_HEADER.unpack(header)
+        body = self._recv_exactly(length)
+        if body is None:
+            log.error("connection closed before the entire PDU was received")
+            dul.event_queue.put("Evt17")
+            return
+        if pdu_type != _P_DATA_TF:
+            self._decoded_as_pynetdicom(header + body, pdu_type)
+            return
+        items: list[tuple[int, bytes]] = []
+        view, position = memoryview(body), 0
+        while position < length:
+            if position + 6 > length:
+                dul.event_queue.put("Evt19")  # a PDV item cut short: invalid PDU
+                return
+            (item_length,) = _U32.unpack_from(body, position)
+            end = position + 4 + item_length
+            if item_length < 2 or end > length:
+                dul.event_queue.put("Evt19")
+                return
+            items.append((body[position + 4], view[position + 5 : end]))  # type: ignore[arg-type]
+            position = end
+        self._receive_pdvs(items)
+
+    def _recv_exactly(self, size: int) -> bytearray | None:
+        """*size* bytes from the association's socket, or None when the connection ended first."""
+        sock = self.assoc.dul.socket.socket  # type: ignore[union-attr]
+        if sock is None:
+            return None
+        buffer = bytearray(size)
+        view, received = memoryview(buffer), 0
         try:
-            for context_id, pdv in primitive.presentation_data_value_list:
+            while received < size:
+                count = sock.recv_into(view[received:], size - received)
+                if count == 0:
+                    return None
+                received += count
+        except (OSError, TimeoutError) as exc:
+            log.error("connection lost while receiving a PDU: %s", exc)
+            return None
+        return buffer
+
+    def _decoded_as_pynetdicom(self, data: bytearray, pdu_type: int) -> None:
+        """The rest of ``_read_pdu_data`` for a PDU other than P-DATA-TF (already read whole)."""
+        dul = self.assoc.dul
+        if pdu_type not in _PDU_TYPES:
+            log.error("unknown PDU type received 0x%02X", pdu_type)
+            dul.event_queue.put("Evt19")
+            return
+        try:
+            pdu, event = dul._decode_pdu(data)
+        except Exception:
+            log.exception("unable to decode the received PDU data")
+            dul.event_queue.put("Evt19")
+            return
+        dul.event_queue.put(event)
+        dul._recv_pdu.put(pdu)
+
+    def _receive_pdvs(self, items: Iterable[tuple[int, bytes]]) -> None:
+        try:
+            for context_id, pdv in items:
                 self._receive(context_id, pdv)
         except ProtocolError as exc:
             log.error("aborting association with %s: %s", self.assoc.requestor.ae_title, exc)
@@ -402,6 +485,8 @@ class FastStore:
             return
         receiver = FastStoreReceiver(assoc, self.spool_dir, self.storage_classes)
         assoc.dimse.receive_primitive = receiver.receive_primitive  # type: ignore[method-assign]
+        receiver._read_plain = assoc.dul._read_pdu_data
+        assoc.dul._read_pdu_data = receiver.read_pdu  # type: ignore[method-assign]
         assoc._pacs_fast_store = receiver  # type: ignore[attr-defined]
 
     def detach(self, event: Event) -> None:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from storage.dicomfile import _LONG_VRS, _UNDEFINED, _Truncated, _Walker, check_complete, read_received_file
+from storage.dicomfile import (
+    _LONG_VRS,
+    _UNDEFINED,
+    IN_MEMORY_LIMIT,
+    _Truncated,
+    _Walker,
+    check_complete,
+    read_received_file,
+)
 from storage.errors import InvalidInstance
 from storage.indexing import Identity
 from storage.uids import require_uid
@@ -102,6 +110,25 @@ def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict
     return found
 
 
+def _check(buf: mmap.mmap | bytes, path: Path) -> tuple[dict[int, str], dict[int, str], str] | Admission:
+    """File meta and placing UIDs of *buf*, or the pydicom path's verdict for deflated / big endian data sets."""
+    meta, start = _file_meta(buf)
+    ts = meta.get(_META_TRANSFER_SYNTAX, "")
+    if not ts:
+        raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
+    if ts in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
+        return _admit_through_pydicom(path)
+    check_complete(buf, ts)
+    implicit = ts == ImplicitVRLittleEndian
+    if not implicit and len(buf) >= start + 6:
+        head = bytes(buf[start + 4 : start + 6])  # implicit VR under an explicit syntax (as check_complete)
+        implicit = not head.isalpha() or not head.isupper()
+    try:
+        return meta, _placing_uids(buf, start, implicit=implicit), ts
+    except (_Truncated, struct.error) as exc:
+        raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
+
+
 def examine_for_admission(path: Path) -> Admission:
     """Check *path* as ingest would refuse it (:class:`InvalidInstance`), reading only element headers."""
     try:
@@ -109,24 +136,17 @@ def examine_for_admission(path: Path) -> Admission:
             size = fh.seek(0, 2)
             if size < 132:
                 raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                meta, start = _file_meta(buf)
-                ts = meta.get(_META_TRANSFER_SYNTAX, "")
-                if not ts:
-                    raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
-                if ts in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian):
-                    return _admit_through_pydicom(path)
-                check_complete(buf, ts)
-                implicit = ts == ImplicitVRLittleEndian
-                if not implicit and len(buf) >= start + 6:
-                    head = bytes(buf[start + 4 : start + 6])  # implicit VR under an explicit syntax (as check_complete)
-                    implicit = not head.isalpha() or not head.isupper()
-                try:
-                    uids = _placing_uids(buf, start, implicit=implicit)
-                except (_Truncated, struct.error) as exc:
-                    raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
+            fh.seek(0)
+            if size <= IN_MEMORY_LIMIT:  # small: one read (it is in the page cache)
+                checked = _check(fh.read(), path)
+            else:  # large: only the pages holding element headers are touched
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    checked = _check(buf, path)
     except OSError as exc:
         raise InvalidInstance(f"cannot read received file: {exc}") from exc
+    if isinstance(checked, Admission):
+        return checked
+    meta, uids, ts = checked
     identity = Identity(
         sop_class_uid=require_uid("SOPClassUID", uids.get(_SOP_CLASS)),
         sop_instance_uid=require_uid("SOPInstanceUID", uids.get(_SOP_INSTANCE)),
