@@ -76,6 +76,7 @@ HANDLER_FAILED = 0xC211  # pynetdicom's status when the EVT_C_STORE handler rais
 
 _PDU_HEADER = struct.Struct(">BBL")  # PS3.8 9.3.1: PDU type, reserved, PDU length
 _U32 = struct.Struct(">L")
+_PDV_ITEM = struct.Struct(">LB")  # PS3.8 9.3.5.1: item length, presentation context ID
 _P_DATA_TF = 0x04
 _PDU_TYPES = range(0x01, 0x08)  # PS3.8 9.3: A-ASSOCIATE-RQ (0x01) .. A-ABORT (0x07)
 _ELEMENT = struct.Struct("<HHI")  # implicit VR little endian: group, element, value length
@@ -164,6 +165,11 @@ def file_meta_header(sop_class: str, sop_instance: str, transfer_syntax: str) ->
         )
     )
     return b"\x00" * 128 + b"DICM" + _explicit(0x0002, 0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def _pdu(context_id: int, pdv: bytes) -> bytes:
+    """A P-DATA-TF PDU of one PDV item (PS3.8 9.3.5)."""
+    return _PDU_HEADER.pack(_P_DATA_TF, 0, 5 + len(pdv)) + _PDV_ITEM.pack(1 + len(pdv), context_id) + pdv
 
 
 def _pdata(context_id: int, pdv: bytes) -> P_DATA:
@@ -446,13 +452,29 @@ class FastStoreReceiver:
         return int(rsp.Status or 0)
 
     def _send(self, context_id: int, command: bytes) -> None:
-        """Queue *command* to the DUL as last-fragment-flagged PDVs within the peer's maximum PDU (PS3.8 9.3.5)."""
+        """Send *command* as last-fragment-flagged PDVs within the peer's maximum PDU (PS3.8 9.3.5).
+
+        On the DUL thread, established, with nothing queued before it, the P-DATA-TF PDUs are
+        written to the socket at once, as DT-1 would write them on the DUL's next pass
+        (PS3.8 9.2, Sta6 + Evt9); otherwise they are queued to the DUL behind what is there.
+        """
         maximum = int(self.assoc.requestor.maximum_length or 0)
         size = len(command) if maximum == 0 else max(1, maximum - _PDV_OVERHEAD)
+        pdvs = []
         for start in range(0, len(command), size):
             last = start + size >= len(command)
-            header = b"\x03" if last else b"\x01"
-            self.assoc.dul.send_pdu(_pdata(context_id, header + command[start : start + size]))
+            pdvs.append((b"\x03" if last else b"\x01") + command[start : start + size])
+        dul = self.assoc.dul
+        if (
+            threading.current_thread() is dul
+            and dul.state_machine.current_state == "Sta6"
+            and not dul.to_provider_queue.queue
+            and dul.socket is not None
+        ):
+            dul.socket.send(b"".join(_pdu(context_id, pdv) for pdv in pdvs))
+            return
+        for pdv in pdvs:
+            dul.send_pdu(_pdata(context_id, pdv))
 
     def discard(self) -> None:
         """Drop a partially received data set (association ended); nothing was handed to the archive."""
