@@ -425,7 +425,10 @@ def test_connection_dropped_mid_data_set_leaves_nothing(archive: Archive, dicom_
     assert _count(archive) == 0
 
 
-@pytest.mark.parametrize("violation", ["data set first", "command inside data set", "context switch"])
+@pytest.mark.parametrize(
+    "violation",
+    ["data set first", "command inside data set", "context switch", "item past the PDU", "item too short"],
+)
 def test_protocol_errors_abort(archive: Archive, dicom_listener: DicomListener, violation: str) -> None:
     ds = make_instance()
     with associate(dicom_listener.port, [(CT, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])]) as assoc:
@@ -436,6 +439,10 @@ def test_protocol_errors_abort(archive: Archive, dicom_listener: DicomListener, 
             items = items[1:]
         elif violation == "command inside data set":
             items = items[:2] + _pdvs(cx, command, b"", 2048)[:1]
+        elif violation == "item past the PDU":  # PS3.8 9.3.5.1: the item length runs beyond the PDU
+            items = items[:2] + [struct.pack(">IBB", 100, cx, 0x00) + b"x"]
+        elif violation == "item too short":  # an item without its context ID and control header
+            items = items[:2] + [struct.pack(">I", 1) + b"x"]
         else:
             items = items[:2] + [struct.pack(">IBB", 3, cx + 2, 0x00) + b"x"]
         _send_pdus(assoc, items, 1)
