@@ -64,11 +64,6 @@ def serve(
             supervisor.start()
     listener = DicomListener(archive, dicom)
     workers: list[multiprocessing.process.BaseProcess] = []
-    if os.environ.get("PACS_X_GC"):
-        import gc
-
-        gc.freeze()
-        gc.set_threshold(int(os.environ["PACS_X_GC"]), 20, 50)
     if dicom_enabled:
         listener.start()
         if spawn_workers:
@@ -173,14 +168,7 @@ def _indexer_process(storage: StorageSettings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us last
-    if os.environ.get("PACS_X_NICE"):
-        os.nice(int(os.environ["PACS_X_NICE"]))
     archive = open_archive(storage, migrate_embedded=False)
-    if os.environ.get("PACS_X_GC"):
-        import gc
-
-        gc.freeze()
-        gc.set_threshold(int(os.environ["PACS_X_GC"]), 20, 50)
     try:
         indexer.run(archive, Intake(storage.intake_dir), stop)
     finally:
