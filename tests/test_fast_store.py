@@ -480,3 +480,20 @@ def test_large_instance_streams_with_flat_memory(
     assert peak < 8 * (1 << 20), f"peak {peak / 2**20:.1f} MiB while storing a 32 MiB instance"
     stored = _stored(archive, str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID))
     assert hashlib.sha256(stored[dataset_offset(stored) :]).hexdigest() == digest
+
+
+def test_each_association_gets_its_own_copy_of_the_contexts(dicom_listener: DicomListener) -> None:
+    """The quick context copy (pacs/server.py) equals a deep copy: nothing shared with the listener."""
+    import copy
+
+    from pacs.server import _copy_contexts
+
+    assert dicom_listener._server is not None
+    contexts = dicom_listener._server.contexts
+    copies = _copy_contexts(contexts)
+    assert [vars(c) for c in copies] == [vars(c) for c in copy.deepcopy(contexts)]
+    assert all(
+        c is not o and c._transfer_syntax is not o._transfer_syntax for c, o in zip(copies, contexts, strict=True)
+    )
+    with associate(dicom_listener.port, [(CT, [ExplicitVRLittleEndian])]) as assoc:
+        assert assoc.is_established
