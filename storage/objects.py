@@ -102,11 +102,16 @@ class FileObjectStore:
         self._ensure_dir(target.parent)
         if os.stat(path).st_dev != os.stat(target.parent).st_dev:
             return None
-        second_name = target.parent / f".put-{os.getpid()}-{threading.get_ident()}-{target.name}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(second_name)
-        os.link(path, second_name)
-        os.replace(second_name, target)
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            # The key exists (a resend of these bytes, or the leftover of a write cut off by a
+            # crash): replace it atomically with the durable file.
+            second_name = target.parent / f".put-{os.getpid()}-{threading.get_ident()}-{target.name}"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(second_name)
+            os.link(path, second_name)
+            os.replace(second_name, target)
         return target.parent
 
     def put_linked(self, items: Sequence[tuple[str, Path]]) -> None:
