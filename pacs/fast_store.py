@@ -203,15 +203,18 @@ class _Incoming:
     request: C_STORE  # what the EVT_C_STORE handlers get, as pynetdicom would have built it
     path: Path
     file: IO[bytes]
-    digest: hashlib._Hash  # SHA-256 of what was written: the archive need not read the file again
+    digest: hashlib._Hash | None  # SHA-256 of what was written: the archive need not read the file again
 
 
 class FastStoreReceiver:
     """Takes C-STORE-RQ messages of one acceptor association off pynetdicom's DIMSE path."""
 
-    def __init__(self, assoc: Association, spool_dir: Path, storage_classes: Collection[str]) -> None:
+    def __init__(
+        self, assoc: Association, spool_dir: Path, storage_classes: Collection[str], *, hash_data: bool = True
+    ) -> None:
         self.assoc = assoc
         self.spool_dir = spool_dir
+        self.hash_data = hash_data  # SHA-256 while spooling, for an archive that hashes before it answers
         self.storage_classes = storage_classes
         self._forward = assoc.dimse.receive_primitive  # pynetdicom's own, for every other message
         self._command: list[tuple[int, bytes]] = []  # fragments of the command set being received
@@ -333,7 +336,8 @@ class FastStoreReceiver:
                     return
                 fragment = memoryview(pdv)[1:]
                 incoming.file.write(fragment)
-                incoming.digest.update(fragment)
+                if incoming.digest is not None:
+                    incoming.digest.update(fragment)
             if control & _LAST:
                 self._complete(incoming)
             return
@@ -411,7 +415,7 @@ class FastStoreReceiver:
             request=request,
             path=Path(name),
             file=file,
-            digest=hashlib.sha256(header),
+            digest=hashlib.sha256(header) if self.hash_data else None,
         )
 
     def _complete(self, incoming: _Incoming) -> None:
@@ -441,7 +445,8 @@ class FastStoreReceiver:
         try:
             request = incoming.request
             request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
-            request._pacs_sha256 = incoming.digest.hexdigest()  # type: ignore[attr-defined]
+            if incoming.digest is not None:
+                request._pacs_sha256 = incoming.digest.hexdigest()  # type: ignore[attr-defined]
             status: Any = evt.trigger(self.assoc, evt.EVT_C_STORE, {"request": request, "context": context.as_tuple})
         except Exception:
             log.exception("Exception in handler bound to 'evt.EVT_C_STORE'")
@@ -492,9 +497,10 @@ class FastStoreReceiver:
 class FastStore:
     """Fits a :class:`FastStoreReceiver` on every association the listener accepts."""
 
-    def __init__(self, spool_dir: Path, storage_classes: Collection[str]) -> None:
+    def __init__(self, spool_dir: Path, storage_classes: Collection[str], *, hash_data: bool = True) -> None:
         self.spool_dir = spool_dir
         self.storage_classes = frozenset(storage_classes)
+        self.hash_data = hash_data
 
     def handlers(self) -> list[Any]:
         """Notification handlers to bind on the listener next to the C-STORE handler."""
@@ -505,7 +511,7 @@ class FastStore:
         assoc = event.assoc
         if not assoc.is_acceptor or getattr(assoc, "_pacs_fast_store", None) is not None:
             return
-        receiver = FastStoreReceiver(assoc, self.spool_dir, self.storage_classes)
+        receiver = FastStoreReceiver(assoc, self.spool_dir, self.storage_classes, hash_data=self.hash_data)
         assoc.dimse.receive_primitive = receiver.receive_primitive  # type: ignore[method-assign]
         receiver._read_plain = assoc.dul._read_pdu_data
         assoc.dul._read_pdu_data = receiver.read_pdu  # type: ignore[method-assign]

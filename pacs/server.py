@@ -122,7 +122,9 @@ def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     policy = AssociationPolicy(archive, settings, peers, TRANSFER_SYNTAXES)
     retrieve = RetrieveService(archive, policy)
     commitment = CommitmentService(archive, peers, settings.ae_title)
-    fast = [*FastStore(archive.spool_dir, storage_sop_classes()).handlers()] if settings.fast_store else []
+    # Deferred indexing hashes in the indexer, off the sender's critical path (storage/intake.py).
+    fast_store = FastStore(archive.spool_dir, storage_sop_classes(), hash_data=archive.intake is None)
+    fast = fast_store.handlers() if settings.fast_store else []
     return [
         *fast,
         (evt.EVT_C_ECHO, handle_echo),

@@ -166,26 +166,23 @@ class Archive:
         self.intake = intake
         self.db.before_read = intake.settle
 
-    def admit_file(self, path: Path, actor: Actor, *, sha256: str | None = None) -> Entry:
+    def admit_file(self, path: Path, actor: Actor) -> Entry:
         """The receiver's half of a deferred store: check the file, make it durable in the intake.
 
-        Raises :class:`InvalidInstance` for what :meth:`store_file` refuses (nothing is kept) and
-        :class:`StorageUnavailable` when the intake cannot be written. Once this returns, the
-        object is durable and the indexer will index it (:meth:`examine_entry`, :meth:`index_entries`).
+        Nothing here needs the SHA-256 (the indexer computes it while it reads the file), so
+        the sender's answer does not wait for it. Raises :class:`InvalidInstance` for what
+        :meth:`store_file` refuses (nothing is kept) and :class:`StorageUnavailable` when the
+        intake cannot be written. Once this returns, the object is durable and the indexer will
+        index it (:meth:`examine_entry`, :meth:`index_entries`).
         """
         if self.intake is None:
             raise RuntimeError("deferred indexing is not enabled on this archive (use_intake)")
         try:
             examine_for_admission(path)
-            if sha256 is None:
-                with open(path, "rb") as fh:
-                    sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         except InvalidInstance as exc:
             self._audit_rejection(actor, str(exc), path)
             raise
-        except OSError as exc:
-            raise InvalidInstance(f"cannot read received file: {exc}") from exc
-        return self.intake.admit(path, actor, sha256)
+        return self.intake.admit(path, actor)
 
     @staticmethod
     def _examine(path: Path, actor: Actor, sha256: str | None) -> IndexItem:
@@ -212,16 +209,18 @@ class Archive:
         Raises :class:`InvalidInstance` only when even that is impossible (the entry is set aside).
         """
         try:
-            return self._examine(entry.path, entry.actor, entry.sha256)
+            return self._examine(entry.path, entry.actor, None)
         except InvalidInstance as exc:
             admission = examine_for_admission(entry.path)
             log.error("admitted object %s indexed without its header: %s", entry.name, exc)
         identity = admission.identity
+        with open(entry.path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
         stored = ReceivedObject(
             key=object_key(
-                identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, entry.sha256
+                identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, digest
             ),
-            sha256=entry.sha256,
+            sha256=digest,
             size=admission.size,
             transfer_syntax_uid=admission.transfer_syntax_uid,
             header_json="{}",

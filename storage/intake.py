@@ -9,10 +9,10 @@ each entry into the object store, indexes it, and only then removes the entry.
 A crash at any point leaves the entry in the intake and the indexer takes it again
 on start; indexing the same bytes twice is a no-op (duplicate policy).
 
-Entry names sort by admission time: ``<ns>.<pid>.<seq>.<sha256>.<actor>.dcm``, the
-actor encoded (base64url JSON) so the audit entry written by the indexer names who
-sent it. Readers that must see every acknowledged instance call :meth:`Intake.settle`
-first: it waits until the entries admitted before the call have been indexed.
+Entry names sort by admission time: ``<ns>.<pid>.<seq>.<actor>.dcm``, the actor
+encoded (base64url JSON) so the audit entry written by the indexer names who sent it.
+Readers that must see every acknowledged instance call :meth:`Intake.settle` first: it
+waits until the entries admitted before the call have been indexed.
 """
 
 from __future__ import annotations
@@ -51,14 +51,9 @@ class Entry:
         return self.path.name
 
     @property
-    def sha256(self) -> str:
-        """The SHA-256 of the entry's bytes, computed while it was received."""
-        return self.name.split(".")[3]
-
-    @property
     def actor(self) -> Actor:
         """Who sent it."""
-        return _decode_actor(self.name.split(".")[4])
+        return _decode_actor(self.name.split(".")[3])
 
 
 def _encode_actor(actor: Actor) -> str:
@@ -75,7 +70,7 @@ def _decode_actor(token: str) -> Actor:
 def _parse(path: Path) -> Entry | None:
     """The entry named by *path*, or None for anything else in the directory."""
     parts = path.name.split(".")
-    if len(parts) != 6 or "." + parts[5] != _SUFFIX or not parts[0].isdigit() or len(parts[3]) != 64:
+    if len(parts) != 5 or "." + parts[4] != _SUFFIX or not parts[0].isdigit():
         return None
     return Entry(path=path, admitted_ns=int(parts[0]))
 
@@ -101,13 +96,8 @@ class Intake:
         self._admitted = 0
         self._lock = threading.Lock()
 
-    def admit(self, path: Path, actor: Actor, sha256: str) -> Entry:
-        """Make the complete file at *path* durable in the intake (it is moved); the caller may then acknowledge.
-
-        *sha256* is the digest of the file's bytes (64 lower-case hex digits).
-        """
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError("sha256 must be 64 lower-case hex digits")
+    def admit(self, path: Path, actor: Actor) -> Entry:
+        """Make the complete file at *path* durable in the intake (it is moved); the caller may then acknowledge."""
         with self._lock:
             sequence = next(self._sequence)
             self._admitted += 1
@@ -115,9 +105,7 @@ class Intake:
         if check_backlog:
             self._wait_below_high_water()
         admitted_ns = time.time_ns()
-        target = (
-            self.directory / f"{admitted_ns:020d}.{os.getpid()}.{sequence}.{sha256}.{_encode_actor(actor)}{_SUFFIX}"
-        )
+        target = self.directory / f"{admitted_ns:020d}.{os.getpid()}.{sequence}.{_encode_actor(actor)}{_SUFFIX}"
         try:
             # fsync the data, rename, fsync the directory: both the bytes and the name are on disk.
             _fsync(path)

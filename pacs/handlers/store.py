@@ -29,12 +29,12 @@ def handle_store(event: Event, archive: Archive) -> Status:
     """Archive one instance; success only once it is durable and indexed."""
     actor = actor_of(event)
     try:
-        sha256 = getattr(event.request, "_pacs_sha256", None)  # hashed while received (pacs/fast_store.py)
         if archive.intake is not None:
-            entry = archive.admit_file(event.dataset_path, actor, sha256=sha256)
+            entry = archive.admit_file(event.dataset_path, actor)
             _admitted_on(event.assoc, archive).add(entry.name)
             log.debug("C-STORE %s from %s: admitted", entry.name, actor.name)
             return Status.SUCCESS
+        sha256 = getattr(event.request, "_pacs_sha256", None)  # hashed while received (pacs/fast_store.py)
         result = archive.store_file(event.dataset_path, actor, move=True, sha256=sha256)
     except InvalidInstance as exc:
         log.warning("C-STORE from %s rejected: %s", actor.name, exc)
