@@ -232,9 +232,9 @@ def main() -> None:
                 results[name] = runner(folder, work)
                 seconds = results[name]
                 if seconds is None:
-                    print(f"{name:16s} not installed")
+                    print(f"{name:18s} not installed")
                 else:
-                    print(f"{name:16s} {seconds:7.2f} s {count / seconds:8.1f} inst/s {size / 1e6 / seconds:8.1f} MB/s")
+                    print(f"{name:18s} {seconds:7.2f} s {count / seconds:8.1f} inst/s {size / 1e6 / seconds:8.1f} MB/s")
             for mine in ("ndt-pacs", "ndt-pacs immediate"):
                 ours = results.get(mine)
                 for ref in ("dcmtk storescp", "Orthanc"):
