@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -47,6 +48,7 @@ def serve(
     spawn_workers: bool = True,
 ) -> None:
     """Run until SIGINT/SIGTERM; then let open associations finish and close cleanly."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to stderr
     if not (dicom_enabled or http_enabled):
         raise ValueError("nothing to serve: --no-dicom and --no-http together")
     archive = open_archive(storage)  # on the embedded default this applies migrations, before any worker starts
@@ -124,7 +126,8 @@ class _IndexerSupervisor:
 
     def _spawn(self, ready_timeout: float = 120.0) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that already runs threads
-        self.process = context.Process(target=_indexer_process, args=(self.storage,), name="indexer", daemon=False)
+        # daemon: never joined without end at interpreter exit (stop() drains it first)
+        self.process = context.Process(target=_indexer_process, args=(self.storage,), name="indexer", daemon=True)
         self.process.start()
         deadline = time.monotonic() + ready_timeout
         while not self.intake.indexer_running():  # it (or another server's indexer) holds the lock
@@ -151,6 +154,8 @@ class _IndexerSupervisor:
     def stop(self, grace: float = 120.0) -> None:
         """SIGTERM: the indexer indexes what the intake holds, then exits (what it cannot finish stays)."""
         self._stopping.set()
+        if self._watchdog.is_alive():
+            self._watchdog.join(10)  # it can no longer start a new indexer behind our back
         process = self.process
         if process is None:
             return
@@ -165,6 +170,7 @@ class _IndexerSupervisor:
 def _indexer_process(storage: StorageSettings) -> None:
     """The indexer: indexes the intake until SIGTERM/SIGINT, then drains it and exits."""
     configure_logging(process="indexer")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -223,15 +224,17 @@ def start_server(data_dir: Path, env_extra: dict[str, str] | None = None) -> Run
     raise RuntimeError(f"pacs serve did not become healthy:\n{server.log()}")
 
 
-def stop_server(server: RunningServer, sig: int = 15, timeout: float = 30) -> int:
-    """Send *sig* (default SIGTERM) and wait for the exit code."""
+def stop_server(server: RunningServer, sig: int = 15, timeout: float = 60) -> int:
+    """Send *sig* (default SIGTERM) and wait for the exit code; on a hang, its threads' stacks go to its log."""
     if server.process.poll() is None:
         server.process.send_signal(sig)
     try:
         return server.process.wait(timeout)
     except subprocess.TimeoutExpired:
+        server.process.send_signal(signal.SIGUSR1)  # faulthandler in `pacs serve`: every thread's stack
+        time.sleep(1)
         server.process.kill()
-        raise
+        raise AssertionError(f"pacs serve did not stop within {timeout} s:\n{server.log()[-20000:]}") from None
 
 
 @pytest.fixture
