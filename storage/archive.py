@@ -139,7 +139,7 @@ class Archive:
         fails; in every error case nothing is indexed and nothing is served.
         """
         try:
-            item = self._examine(path, actor, sha256)
+            item = self.examine(path, actor, sha256)
         except InvalidInstance as exc:
             self._audit_rejection(actor, str(exc), path)
             raise
@@ -185,8 +185,11 @@ class Archive:
         return self.intake.admit(path, actor)
 
     @staticmethod
-    def _examine(path: Path, actor: Actor, sha256: str | None) -> IndexItem:
-        """Steps 2-3: hash (unless given), check and parse the header; what the index transaction needs."""
+    def examine(path: Path, actor: Actor, sha256: str | None = None) -> IndexItem:
+        """Steps 2-3: hash (unless given), check and parse the header; what the index transaction needs.
+
+        Raises :class:`InvalidInstance` for a file that cannot be archived (nothing is written).
+        """
         received = read_received_file(path, sha256=sha256)
         ds = received.dataset
         identity = _identity(ds)
@@ -209,7 +212,7 @@ class Archive:
         Raises :class:`InvalidInstance` only when even that is impossible (the entry is set aside).
         """
         try:
-            return self._examine(entry.path, entry.actor, None)
+            return self.examine(entry.path, entry.actor, None)
         except InvalidInstance as exc:
             admission = examine_for_admission(entry.path)
             log.error("admitted object %s indexed without its header: %s", entry.name, exc)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from storage.audit import Actor
 from storage.errors import StorageUnavailable
+from storage.objects import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,6 @@ def _parse(path: Path) -> Entry | None:
     return Entry(path=path, admitted_ns=int(parts[0]))
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Intake:
     """The intake directory of one data directory (shared by every receiver process on it)."""
 
@@ -108,9 +101,9 @@ class Intake:
         target = self.directory / f"{admitted_ns:020d}.{os.getpid()}.{sequence}.{_encode_actor(actor)}{_SUFFIX}"
         try:
             # fsync the data, rename, fsync the directory: both the bytes and the name are on disk.
-            _fsync(path)
+            fsync_path(path)
             os.replace(path, target)
-            _fsync(self.directory)
+            fsync_path(self.directory)
         except OSError as exc:
             raise StorageUnavailable(f"cannot admit the received object: {exc.strerror or exc}") from exc
         return Entry(path=target, admitted_ns=admitted_ns)
@@ -137,7 +130,7 @@ class Intake:
         """Set an entry aside that cannot be indexed; it stays byte-exact for an operator."""
         target = self.directory / REJECTED / entry.name
         os.replace(entry.path, target)
-        _fsync(target.parent)
+        fsync_path(target.parent)
         return target
 
     def pending_before(self, instant_ns: int, names: set[str] | None = None) -> int:

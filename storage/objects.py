@@ -62,7 +62,8 @@ def read_bytes(store: ObjectStore, key: str, offset: int = 0, length: int | None
     return b"".join(store.get(key, offset, length))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path (a directory: its entries are on disk)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -92,7 +93,7 @@ class FileObjectStore:
             # Make the new directory entries durable up to the root.
             node = directory
             while node != self.root and node.parent != node:
-                _fsync_dir(node.parent)
+                fsync_path(node.parent)
                 node = node.parent
         self._known_dirs.add(directory)
 
@@ -129,7 +130,7 @@ class FileObjectStore:
                 directories.add(directory)
         try:
             for directory in directories:
-                _fsync_dir(directory)
+                fsync_path(directory)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write objects: {exc.strerror or exc}") from exc
 
@@ -166,7 +167,7 @@ class FileObjectStore:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                     raise
-            _fsync_dir(target.parent)
+            fsync_path(target.parent)
         except OSError as exc:
             self._known_dirs.discard(target.parent)
             raise StorageUnavailable(f"cannot write object {key}: {exc.strerror or exc}") from exc

@@ -23,16 +23,14 @@ from sqlalchemy import Table, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from storage import migrate
-from storage.archive import Archive, StoreOutcome, _identity, header_json
+from storage.archive import Archive, StoreOutcome
 from storage.attributes import split_multi
 from storage.audit import Actor
 from storage.db import Database
-from storage.dicomfile import read_received_file
 from storage.errors import IndexUnavailable
 from storage.factory import open_archive
-from storage.indexing import IndexItem, IndexValues, ReceivedObject
+from storage.indexing import IndexItem
 from storage.models import AuditEvent, Component, Indication, Instance, InstanceVersion, Series, Study
-from storage.uids import object_key
 from tests.conftest import PG_URL, make_settings
 from tests.factories import make_instance, write_part10
 
@@ -75,19 +73,9 @@ def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Arch
 
 def examined(archive: Archive, path: Path, actor: Actor) -> IndexItem:
     """What ``store_file`` has at its index step: the file examined, its object written."""
-    received = read_received_file(path)
-    identity = _identity(received.dataset)
-    stored = ReceivedObject(
-        key=object_key(
-            identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
-        ),
-        sha256=received.sha256,
-        size=received.size,
-        transfer_syntax_uid=received.transfer_syntax_uid,
-        header_json=header_json(received.dataset),
-    )
-    archive.objects.put_file(stored.key, path)
-    return IndexItem(actor, identity, IndexValues.of(received.dataset), stored)
+    item = archive.examine(path, actor)
+    archive.objects.put_file(item.stored.key, path)
+    return item
 
 
 def _table(model: type[Any]) -> Table:
