@@ -7,12 +7,12 @@ import socket
 import socketserver
 import threading
 import time
-from collections import Counter
 from functools import partial
 from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, evt
+from pynetdicom import __version__ as pynetdicom_version
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
 from pacs import pynetdicom_compat
@@ -59,8 +59,8 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
     max_per_address = 1 << 30  # DicomListener sets the configured limit
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._per_address: Counter[str] = Counter()
-        self._per_address_lock = threading.Lock()
+        self._open: dict[str, list[socket.socket]] = {}  # per peer address, the connections not yet closed
+        self._open_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
@@ -70,25 +70,25 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         return client, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        """Count the connection against its address; refuse (close) it over the limit."""
-        host = str(client_address[0])
-        with self._per_address_lock:
-            if self._per_address[host] >= self.max_per_address:
-                log.warning("closing connection from %s: already %d open from that address", host, self.max_per_address)
-                return False
-            self._per_address[host] += 1
-        return True
+        """Count the connection against its address; refuse (close) it over the limit.
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Run the association, then release its slot of the per-address count."""
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            host = str(client_address[0])
-            with self._per_address_lock:
-                self._per_address[host] -= 1
-                if self._per_address[host] <= 0:
-                    del self._per_address[host]
+        A connection counts until its socket is closed (pynetdicom closes it when the
+        association ends, however it ends).
+        """
+        host = str(client_address[0])
+        with self._open_lock:
+            for address in list(self._open):
+                still_open = [sock for sock in self._open[address] if sock.fileno() != -1]
+                if still_open:
+                    self._open[address] = still_open
+                else:
+                    del self._open[address]
+            connections = self._open.setdefault(host, [])
+            if len(connections) >= self.max_per_address:
+                log.warning("closing connection from %s: already %d open from that address", host, len(connections))
+                return False
+            connections.append(request)
+        return True
 
 
 class SharedPortAssociationServer(NoDelayAssociationServer):
@@ -108,7 +108,9 @@ class SharedPortAssociationServer(NoDelayAssociationServer):
 
 def build_ae(settings: DicomSettings) -> AE:
     """The application entity with every presentation context we accept as SCP."""
-    if not settings.plain_pynetdicom:
+    if settings.plain_pynetdicom:
+        log.info("running on plain pynetdicom %s: no fast receive path (PACS_PLAIN_PYNETDICOM)", pynetdicom_version)
+    else:
         pynetdicom_compat.install_patches()  # version check, event-driven idle waits, quick context copies
     pynetdicom_compat.use_chunked_datasets()  # spool received data sets; send stored files as they are
     ae = AE(ae_title=settings.ae_title)
