@@ -109,6 +109,12 @@ class StorageSettings(BaseSettings):
 
 
 @lru_cache
+def limit_settings() -> LimitSettings:
+    """The limits from the environment, read once per process."""
+    return LimitSettings()
+
+
+@lru_cache
 def get_storage_settings() -> StorageSettings:
     """Settings from the environment, read once per process."""
     return StorageSettings()
