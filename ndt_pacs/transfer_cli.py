@@ -1,0 +1,178 @@
+"""``pacs import``, ``pacs push`` and ``pacs export``: bulk load and hand-over, with a progress bar.
+
+Import goes through the one ingest path (:meth:`storage.archive.Archive.store_file`), push through
+C-STORE (PS3.4 Annex B, :mod:`pacs.push`), export writes the stored originals and optionally a
+DICOM File-set (PS3.10 §8) with a DICOMDIR. :func:`add_commands` adds the three subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ndt_pacs.progress import progress_bar
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR's SOP Class (PS3.4 Annex F)
+
+
+def cli_actor() -> Any:
+    """Who runs the command: ``cli:<os user>`` (the audit log names them)."""
+    from storage.audit import Actor
+
+    return Actor(f"cli:{getpass.getuser()}", kind="user")
+
+
+def walk(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every file under *paths* (directories recursively, in name order); hidden entries skipped."""
+    for path in paths:
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield path
+
+
+def classify(path: Path) -> str | None:
+    """Why *path* is not a file to load (``"not DICOM"``, ``"DICOMDIR"``), or None when it is one.
+
+    A DICOM file has the Part 10 preamble and ``DICM`` prefix (PS3.10 §7.1); a DICOMDIR is the
+    File-set's directory, not an instance.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(132)
+    except OSError:
+        return None  # let the store say what is wrong with it
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return "not DICOM"
+    if path.name.upper() == "DICOMDIR":
+        return "DICOMDIR"
+    return None
+
+
+@dataclass
+class Summary:
+    """What a bulk command did, file by file where it matters."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+
+    def count(self, what: str) -> None:
+        """One more file with outcome *what*."""
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def print(self, title: str, order: list[str], started: float) -> None:
+        """The per-file failures, then one line per outcome."""
+        for path, reason in self.failures:
+            print(f"REFUSED {path}: {reason}")
+        seconds = time.monotonic() - started
+        print(f"{title}: {self.files} files, {self.bytes / 1e6:.1f} MB in {seconds:.1f} s")
+        for what in order:
+            print(f"  {what:<22} {self.counts.get(what, 0)}")
+
+
+def _sizes(files: list[Path]) -> int:
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+def _storage_settings(args: argparse.Namespace) -> Any:
+    from storage.settings import StorageSettings
+
+    return StorageSettings(**({"data_dir": args.data_dir} if args.data_dir is not None else {}))
+
+
+IMPORT_OUTCOMES = ["stored", "duplicates", "new versions", "refused", "skipped (not DICOM)", "skipped (DICOMDIR)"]
+DRY_RUN_OUTCOMES = ["would be stored", "refused", "skipped (not DICOM)", "skipped (DICOMDIR)"]
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load files and folders into the archive through the one ingest path."""
+    from storage.archive import Archive
+    from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
+    from storage.factory import open_archive
+    from storage.indexing import StoreOutcome
+
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    files = list(walk(args.paths))
+    actor = cli_actor()
+    archive = None if args.dry_run else open_archive(_storage_settings(args))
+    summary, started = Summary(), time.monotonic()
+    outcome_name = {
+        StoreOutcome.STORED: "stored",
+        StoreOutcome.DUPLICATE: "duplicates",
+        StoreOutcome.NEW_VERSION: "new versions",
+    }
+    with progress_bar("import", len(files), _sizes(files), enabled=args.progress) as bar:
+        for path in files:
+            size = path.stat().st_size if path.is_file() else 0
+            summary.files += 1
+            summary.bytes += size
+            skip = classify(path)
+            try:
+                if skip is not None:
+                    summary.count(f"skipped ({skip})")
+                elif archive is None:
+                    Archive.examine(path, actor)
+                    summary.count("would be stored")
+                else:
+                    summary.count(outcome_name[archive.store_file(path, actor).outcome])
+            except InvalidInstance as exc:
+                summary.count("refused")
+                summary.failures.append((path, str(exc)))
+            except (StorageUnavailable, IndexUnavailable) as exc:
+                summary.print("import stopped", IMPORT_OUTCOMES, started)
+                print(f"error: {exc}; the files after {path} were not imported", file=sys.stderr)
+                return 1
+            bar.advance(size)
+    if args.dry_run:
+        summary.print("dry run", DRY_RUN_OUTCOMES, started)
+    else:
+        summary.print("import", IMPORT_OUTCOMES, started)
+    return 1 if summary.failures else 0
+
+
+def add_commands(sub: Any, data_dir: Any) -> None:
+    """Add ``import``, ``push`` and ``export`` to the ``pacs`` subparsers *sub*.
+
+    *data_dir* adds the ``--data-dir`` option to a parser.
+    """
+    imp = sub.add_parser(
+        "import",
+        help="load DICOM files and folders into the archive, with a progress bar",
+        description="Load DICOM files and folders (recursively) into the archive: the same checks and "
+        "duplicate policy as a C-STORE. Identical files already stored are no-ops, so it is safe to run "
+        "again. Exit 1 when any file was refused.",
+    )
+    data_dir(imp)
+    imp.add_argument("paths", metavar="PATH", type=Path, nargs="+", help="files or folders to load")
+    imp.add_argument("--dry-run", action="store_true", help="check every file, store nothing")
+    _progress_option(imp)
+    imp.set_defaults(func=cmd_import)
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress", action="store_true", default=None, help="always draw the progress bar (default: on a terminal)"
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never draw the progress bar")
