@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -10,9 +13,12 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.fileset import FileSet
+from sqlalchemy import select
 
 from storage.factory import open_archive
-from tests.conftest import make_settings, s3_settings_for
+from storage.models import AuditEvent
+from tests.conftest import dcmtk, make_settings, s3_settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # Files the archive stores, one per transfer syntax family, and one it refuses (file meta names another UID).
@@ -110,3 +116,79 @@ def test_import_of_a_missing_path_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: no such file or directory: {tmp_path / 'nowhere'}"
     assert not (tmp_path / "data").exists()
+
+
+@pytest.fixture
+def demo_archive(tmp_path: Path) -> tuple[Path, Path]:
+    """A data directory holding the demo data set (DICONDE classes included), loaded with `pacs import`."""
+    files, data_dir = tmp_path / "demo", tmp_path / "data"
+    assert pacs("demo", "--out", str(files), "--count", "2", "--scale", "0.1").returncode == 0
+    loaded = pacs("import", "--data-dir", str(data_dir), str(files))
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    return files, data_dir
+
+
+def _by_sop(folder: Path) -> dict[str, bytes]:
+    out = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != "DICOMDIR":
+            out[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = path.read_bytes()
+    return out
+
+
+def test_export_dicomdir_is_a_file_set_dcmtk_accepts_with_the_originals(demo_archive: tuple[Path, Path]) -> None:
+    files, data_dir = demo_archive
+    originals = _by_sop(files)
+    serial = str(pydicom.dcmread(next(files.glob("DX_*")), stop_before_pixels=True).PatientID)
+    mine = {sop: data for sop, data in originals.items() if pydicom.dcmread(io.BytesIO(data)).PatientID == serial}
+    out = data_dir.parent / "to-customer"
+
+    result = pacs("export", "--data-dir", str(data_dir), "--serial", serial, str(out), "--dicomdir")
+    assert result.returncode == 0, result.stderr
+    assert f"{len(mine)} instances" in result.stdout
+
+    written = [p for p in out.rglob("*") if p.is_file()]
+    check = subprocess.run([dcmtk("dcmftest"), *map(str, written)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout
+    assert check.stdout.count("yes:") == len(mine) + 1
+    fileset = FileSet(out / "DICOMDIR")
+    assert {str(i.SOPInstanceUID) for i in fileset} == set(mine)
+    for instance in fileset:
+        assert Path(instance.path).read_bytes() == mine[str(instance.SOPInstanceUID)]  # byte-exact
+
+    archive = open_archive(make_settings(data_dir))
+    try:
+        with archive.db.read_session() as session:
+            events = session.execute(
+                select(AuditEvent.actor, AuditEvent.detail).where(AuditEvent.action == "export")
+            ).all()
+        assert events
+        assert {actor for actor, _ in events} == {f"cli:{getpass.getuser()}"}
+        assert all(json.loads(detail)["serial"] == serial for _, detail in events)
+    finally:
+        archive.db.dispose()
+
+
+def test_export_originals_by_study_and_the_clear_refusals(demo_archive: tuple[Path, Path]) -> None:
+    files, data_dir = demo_archive
+    header = pydicom.dcmread(next(files.glob("CT_*")), stop_before_pixels=True)
+    study = str(header.StudyInstanceUID)
+    out = data_dir.parent / "study"
+    result = pacs("export", "--data-dir", str(data_dir), "--study", study, str(out))
+    assert result.returncode == 0, result.stderr
+    exported = _by_sop(out)
+    originals = _by_sop(files)
+    assert exported
+    assert all(originals[sop] == data for sop, data in exported.items())
+    assert {p.parent.parent.name for p in out.rglob("*.dcm")} == {study}
+
+    again = pacs("export", "--data-dir", str(data_dir), "--study", study, str(out))
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"error: {out} is not an empty directory"
+    unknown = pacs("export", "--data-dir", str(data_dir), "--serial", "NO-SUCH", str(data_dir.parent / "none"))
+    assert unknown.returncode == 1
+    assert "no stored inspections for serial 'NO-SUCH'" in unknown.stderr
+    assert not (data_dir.parent / "none").exists()
+    neither = pacs("export", "--data-dir", str(data_dir), str(out))
+    assert neither.returncode == 2
+    assert "one of the arguments --serial --study is required" in neither.stderr
