@@ -75,7 +75,7 @@ def export(
     directory.mkdir(parents=True, exist_ok=True)
     if dicomdir:
         with tempfile.TemporaryDirectory(prefix="export-", dir=directory.parent) as staging:
-            staged = []
+            staged: list[Path] = []
             for instances in per_study.values():
                 for i, instance in enumerate(instances):
                     path = Path(staging) / f"{len(staged):08d}-{i}.dcm"
