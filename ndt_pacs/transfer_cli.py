@@ -107,7 +107,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from storage.archive import Archive
     from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
     from storage.factory import open_archive
-    from storage.indexing import StoreOutcome
+    from storage.ingest.index_writer import StoreOutcome
 
     missing = [p for p in args.paths if not p.exists()]
     if missing:
@@ -154,8 +154,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the originals of a component or an inspection to a folder, optionally with a DICOMDIR."""
     from storage.errors import InvalidQuery, NotFound
-    from storage.export import export
     from storage.factory import open_archive
+    from storage.records.export import export
 
     archive = open_archive(_storage_settings(args))
     try:

@@ -32,7 +32,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
 from storage.archive import Archive
-from storage.retrieve import StoredInstance
+from storage.index.retrieve import StoredInstance
 from viewer import codecs
 
 codecs.register()
@@ -193,7 +193,7 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
                     array = array[number - 1] if info.number_of_frames > 1 else array
     except FrameError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "cannot decode", not a crash
+    except Exception as exc:  # any decoder failure means "cannot decode", not a crash
         raise FrameError(f"cannot decode frame {number}: {_first_line(exc)}") from exc
     finally:
         stream.seek(0)
