@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import logging
 import os
 import sys
 import time
@@ -74,10 +75,10 @@ class Summary:
         """One more file with outcome *what*."""
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    def print(self, title: str, order: list[str], started: float) -> None:
+    def print(self, title: str, order: list[str], started: float, failed: str = "REFUSED") -> None:
         """The per-file failures, then one line per outcome."""
         for path, reason in self.failures:
-            print(f"REFUSED {path}: {reason}")
+            print(f"{failed} {path}: {reason}")
         seconds = time.monotonic() - started
         print(f"{title}: {self.files} files, {self.bytes / 1e6:.1f} MB in {seconds:.1f} s")
         for what in order:
@@ -174,6 +175,65 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+PUSH_OUTCOMES = ["sent", "sent with a warning", "failed", "retried", "skipped (not DICOM)", "skipped (DICOMDIR)"]
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    """C-STORE files and folders to a DICOM peer, each file as it is stored."""
+    from pacs.push import FileToSend, describe_file, parse_address, push_files
+
+    try:
+        host, port = parse_address(args.to)
+    except ValueError as exc:
+        print(f"error: --to {exc}", file=sys.stderr)
+        return 2
+    if args.parallel < 1:
+        print("error: --parallel must be at least 1", file=sys.stderr)
+        return 2
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    summary, started = Summary(), time.monotonic()
+    to_send: list[FileToSend] = []
+    for path in walk(args.paths):
+        summary.files += 1
+        skip = classify(path)
+        if skip is not None:
+            summary.count(f"skipped ({skip})")
+            continue
+        try:
+            to_send.append(describe_file(path))
+        except ValueError as exc:
+            summary.count("failed")
+            summary.failures.append((path, str(exc)))
+    summary.bytes = sum(f.size for f in to_send)
+    if not args.verbose:  # a refused connection is reported once below, not by pynetdicom per attempt
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    with progress_bar(f"push to {args.aec}", len(to_send), summary.bytes, enabled=args.progress) as bar:
+        report = push_files(
+            to_send,
+            host=host,
+            port=port,
+            called_ae=args.aec,
+            calling_ae=args.aet,
+            parallel=args.parallel,
+            done=lambda item: bar.advance(item.size),
+        )
+    if to_send and not report.sent and all(why.startswith("association with") for _, why in report.failed):
+        print(f"error: {report.failed[0][1]} (is the peer running, and does it accept {args.aec}?)", file=sys.stderr)
+        return 1
+    summary.counts["sent"] = len(report.sent) - len(report.warnings)
+    summary.counts["sent with a warning"] = len(report.warnings)
+    summary.counts["failed"] = summary.counts.get("failed", 0) + len(report.failed)
+    summary.counts["retried"] = report.retried
+    summary.failures += [(item.path, why) for item, why in report.failed]
+    for item, why in report.warnings:
+        print(f"WARNING {item.path}: {why}")
+    summary.print(f"push to {args.aec}@{host}:{port}", PUSH_OUTCOMES, started, failed="FAILED")
+    return 1 if summary.failures else 0
+
+
 def add_commands(sub: Any, data_dir: Any) -> None:
     """Add ``import``, ``push`` and ``export`` to the ``pacs`` subparsers *sub*.
 
@@ -206,6 +266,21 @@ def add_commands(sub: Any, data_dir: Any) -> None:
     exp.add_argument("directory", metavar="DIR", type=Path, help="the folder to write (new or empty)")
     exp.add_argument("--dicomdir", action="store_true", help="write a DICOM File-set with a DICOMDIR")
     exp.set_defaults(func=cmd_export)
+
+    push = sub.add_parser(
+        "push",
+        help="send DICOM files and folders to a DICOM peer (C-STORE), with a progress bar",
+        description="Send DICOM files and folders (recursively) to any DICOM peer with C-STORE, each "
+        "file exactly as it is stored (one presentation context per SOP class and transfer syntax). "
+        "Failures are retried once, then listed; exit 1 when any file failed.",
+    )
+    push.add_argument("paths", metavar="PATH", type=Path, nargs="+", help="files or folders to send")
+    push.add_argument("--to", required=True, metavar="HOST:PORT", help="the peer's address")
+    push.add_argument("--aec", default="ANY-SCP", metavar="AET", help="the peer's (called) AE title (default ANY-SCP)")
+    push.add_argument("--aet", default="NDTPACS-PUSH", metavar="AET", help="our (calling) AE title")
+    push.add_argument("--parallel", type=int, default=1, metavar="N", help="associations at once (default 1)")
+    _progress_option(push)
+    push.set_defaults(func=cmd_push)
 
 
 def _progress_option(parser: argparse.ArgumentParser) -> None:

@@ -7,23 +7,29 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
+from pynetdicom.dsutils import split_dataset
 from sqlalchemy import select
 
 from storage.factory import open_archive
 from storage.index.models import AuditEvent
-from tests.support.servers import dcmtk, make_settings, s3_settings_for
+from tests.support.servers import dcmtk, free_port, make_settings, s3_settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Files the archive stores, one per transfer syntax family, and one it refuses (file meta names another UID).
 GOOD = ["CT_small.dcm", "MR_small.dcm", "JPEG-lossy.dcm", "SC_rgb_rle.dcm", "US1_J2KR.dcm", "emri_small.dcm"]
 REFUSED_FILE = "rtdose.dcm"
+ORTHANC = "/usr/sbin/Orthanc"
 
 
 def pacs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -192,3 +198,111 @@ def test_export_originals_by_study_and_the_clear_refusals(demo_archive: tuple[Pa
     neither = pacs("export", "--data-dir", str(data_dir), str(out))
     assert neither.returncode == 2
     assert "one of the arguments --serial --study is required" in neither.stderr
+
+
+def _dataset_bytes(path: Path) -> bytes:
+    """The data set after the File Meta Information: what C-STORE carries (PS3.10 §7.1)."""
+    _, offset = split_dataset(path)
+    return path.read_bytes()[offset:]
+
+
+@pytest.fixture
+def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """dcmtk's storescp in bit-preserving mode (+B), accepting every transfer syntax (+xa)."""
+    port, out = free_port(), tmp_path / "received"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [dcmtk("storescp"), "+B", "+xa", "-od", str(out), "-aet", "STORESCP", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        yield port, out
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def test_push_is_byte_exact_at_a_bit_preserving_storescp(tmp_path: Path, storescp: tuple[int, Path]) -> None:
+    port, received = storescp
+    folder = _folder(tmp_path)
+    (folder / "day1" / "cut.dcm").unlink()  # a truncated file is a sender-side problem dcmtk stores anyway
+    result = pacs("push", str(folder), "--to", f"127.0.0.1:{port}", "--aec", "STORESCP", "--parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = _counts(result.stdout)
+    assert counts["sent"] == len(GOOD) + 1
+    assert counts["failed"] == 0
+    assert counts["skipped (not DICOM)"] == 1
+    got = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p for p in received.iterdir()}
+    for name in [*GOOD, REFUSED_FILE]:
+        original = Path(str(get_testdata_file(name)))
+        sop = pydicom.dcmread(original, stop_before_pixels=True).SOPInstanceUID
+        assert _dataset_bytes(got[sop]) == _dataset_bytes(original), name  # unchanged, same transfer syntax
+
+
+def test_push_to_nobody_is_one_clear_line(tmp_path: Path) -> None:
+    result = pacs("push", str(get_testdata_file("CT_small.dcm")), "--to", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: association with ANY-SCP@127.0.0.1:")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """A real Orthanc on loopback ports, storing whatever it is sent."""
+    if not Path(ORTHANC).exists():
+        pytest.skip("Orthanc not installed (apt-get install orthanc)")
+    dicom_port, http_port = free_port(), free_port()
+    config = tmp_path / "orthanc.json"
+    config.write_text(
+        json.dumps(
+            {
+                "Name": "test",
+                "StorageDirectory": str(tmp_path / "orthanc-db"),
+                "IndexDirectory": str(tmp_path / "orthanc-db"),
+                "DicomAet": "ORTHANC",
+                "DicomPort": dicom_port,
+                "HttpPort": http_port,
+                "RemoteAccessAllowed": False,
+                "AuthenticationEnabled": False,
+                "DicomAlwaysAllowStore": True,
+                "DicomCheckCalledAet": False,
+                "UnknownSopClassAccepted": True,
+                "Plugins": [],
+            }
+        )
+    )
+    proc = subprocess.Popen([ORTHANC, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(http_port)
+        _wait_for_port(dicom_port)
+        yield dicom_port, f"http://127.0.0.1:{http_port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_push_into_orthanc(tmp_path: Path, orthanc: tuple[int, str]) -> None:
+    port, http = orthanc
+    files = tmp_path / "demo"
+    assert pacs("demo", "--out", str(files), "--count", "1", "--scale", "0.1").returncode == 0
+    for name in GOOD:
+        shutil.copyfile(str(get_testdata_file(name)), files / name)
+    sent = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files.iterdir()}
+    result = pacs("push", str(files), "--to", f"127.0.0.1:{port}", "--aec", "ORTHANC")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _counts(result.stdout)["sent"] == len(sent)
+    instances = httpx.get(f"{http}/instances", params={"expand": "1"}, timeout=30).json()
+    assert {i["MainDicomTags"]["SOPInstanceUID"] for i in instances} == sent
