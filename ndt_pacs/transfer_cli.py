@@ -241,7 +241,7 @@ def add_commands(sub: Any, data_dir: Any) -> None:
     """
     imp = sub.add_parser(
         "import",
-        help="load DICOM files and folders into the archive, with a progress bar",
+        help="load DICOM files and folders into the archive",
         description="Load DICOM files and folders (recursively) into the archive: the same checks and "
         "duplicate policy as a C-STORE. Identical files already stored are no-ops, so it is safe to run "
         "again. Exit 1 when any file was refused.",
@@ -254,7 +254,7 @@ def add_commands(sub: Any, data_dir: Any) -> None:
 
     exp = sub.add_parser(
         "export",
-        help="write a component's or an inspection's originals to a folder, optionally with a DICOMDIR",
+        help="write the originals of a component or inspection to a folder",
         description="Write the stored originals (byte-exact) of one component (--serial) or one "
         "inspection (--study) to DIR, a new or empty folder. With --dicomdir, as a DICOM File-set "
         "(PS3.10) with a DICOMDIR, the way results go to customers on media. Audited.",
@@ -269,7 +269,7 @@ def add_commands(sub: Any, data_dir: Any) -> None:
 
     push = sub.add_parser(
         "push",
-        help="send DICOM files and folders to a DICOM peer (C-STORE), with a progress bar",
+        help="send DICOM files and folders to a DICOM peer (C-STORE)",
         description="Send DICOM files and folders (recursively) to any DICOM peer with C-STORE, each "
         "file exactly as it is stored (one presentation context per SOP class and transfer syntax). "
         "Failures are retried once, then listed; exit 1 when any file failed.",

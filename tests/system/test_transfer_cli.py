@@ -306,3 +306,17 @@ def test_push_into_orthanc(tmp_path: Path, orthanc: tuple[int, str]) -> None:
     assert _counts(result.stdout)["sent"] == len(sent)
     instances = httpx.get(f"{http}/instances", params={"expand": "1"}, timeout=30).json()
     assert {i["MainDicomTags"]["SOPInstanceUID"] for i in instances} == sent
+
+
+def test_plain_pacs_prints_the_help_and_every_command_describes_itself() -> None:
+    plain = pacs()
+    assert plain.returncode == 0
+    assert plain.stdout.startswith("usage: pacs")
+    for command in ("serve", "import", "export", "push", "demo", "verify"):
+        assert command in plain.stdout
+    for command in (["import"], ["export"], ["push"], ["peer", "list"], ["db", "upgrade"], ["audit", "verify"]):
+        own = pacs(*command, "--help")
+        assert own.returncode == 0
+        description = own.stdout.split("\n\n")[1]  # usage, then the description paragraph
+        assert description.strip(), command
+        assert not description.startswith(("options", "positional")), command
