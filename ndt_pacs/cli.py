@@ -274,18 +274,41 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(peer_remove)
     peer_remove.add_argument("ae_title", metavar="AET")
     peer_remove.set_defaults(func=cmd_peer_remove)
+
+    from ndt_pacs.transfer_cli import add_commands
+
+    add_commands(sub, data_dir)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand's own ``--help`` the one-line summary ``pacs --help`` shows for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if subparser.description is None and summaries.get(name):
+                    subparser.description = summaries[name]
+                _describe(subparser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pacs`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # plain `pacs`: what it can do
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     configure_logging(verbose=args.verbose)
-    from storage.errors import IndexUnavailable, StorageUnavailable
+    from storage.errors import ArchiveError
 
     try:
         return int(args.func(args) or 0)
-    except (StorageUnavailable, IndexUnavailable) as exc:  # a backend is down: say so, no traceback
+    except ArchiveError as exc:  # expected failures (a backend down, bad input): one line, no traceback
+        if args.verbose:
+            raise
         print(f"pacs: {exc}", file=sys.stderr)
         return 1
 
