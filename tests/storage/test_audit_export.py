@@ -19,6 +19,7 @@ from storage.audit import Actor, AuditRecord, anchor, export
 from storage.audit.log import hash_fields
 from storage.index.models import AuditEvent
 from tests.support.factories import make_instance, write_part10
+from tests.support.servers import lift_audit_protection
 
 DEVICE = Actor("DEVICE1", "127.0.0.1:4000")
 INSPECTOR = Actor("jürgen", "10.0.0.7:51000", kind="user")
@@ -107,6 +108,7 @@ def test_export_time_window(archive: Archive, tmp_path: Path) -> None:
 def _rewrite_consistently(archive: Archive, from_id: int, **change: str) -> None:
     """What an attacker with database access does: change an entry and re-hash the chain after it."""
     with archive.db.engine.begin() as conn:
+        lift_audit_protection(conn)
         conn.execute(update(AuditEvent).where(AuditEvent.id == from_id).values(**change))
         rows = conn.execute(select(AuditEvent).order_by(AuditEvent.id)).mappings().all()
         prev = "0" * 64
@@ -142,6 +144,7 @@ def test_reordered_entries_break_the_chain(archive: Archive, tmp_path: Path) -> 
     _fill(archive, tmp_path)
     columns = ("occurred_at", "actor", "actor_address", "action", "outcome", "detail", "prev_hash", "hash")
     with archive.db.engine.begin() as conn:
+        lift_audit_protection(conn)
         two, three = (
             conn.execute(select(*(getattr(AuditEvent, c) for c in columns)).where(AuditEvent.id == n)).one()
             for n in (2, 3)
