@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TextIO
 from xml.sax.saxutils import quoteattr
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from storage.audit.log import hash_fields, utc
@@ -104,6 +104,11 @@ def recomputed_hash(entry: ExportedEntry) -> str:
         sop_instance_uid=entry.sop_instance_uid,
         detail=json.dumps(entry.detail, sort_keys=True, separators=(",", ":")),
     )
+
+
+def entries_of(session: Session, query: Select[Any]) -> list[ExportedEntry]:
+    """The entries a ``select(AuditEvent)`` finds (e.g. those about one component), exported."""
+    return [_exported(row) for row in session.scalars(query)]
 
 
 def as_json_line(entry: ExportedEntry) -> str:
