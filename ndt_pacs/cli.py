@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ndt_pacs import audit_cli
 from ndt_pacs.logs import configure_logging
 from pacs.settings import DicomSettings
 from storage import __version__
@@ -65,17 +66,6 @@ def cmd_storage_init(args: argparse.Namespace) -> int:
         return 1
     print(f"object store {settings.resolved_storage_url} is ready")
     return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the audit hash chain."""
-    from storage.factory import open_archive
-
-    report = open_archive(_storage_settings(args)).verify_audit()
-    for problem in report.problems:
-        print(f"BROKEN: {problem}")
-    print(f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}")
-    return 0 if report.ok else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -233,10 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(storage_init)
     storage_init.set_defaults(func=cmd_storage_init)
 
-    audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit_command", required=True)
-    audit_verify = audit.add_parser("verify", help="check the audit hash chain")
-    data_dir(audit_verify)
-    audit_verify.set_defaults(func=cmd_audit_verify)
+    audit_cli.add_parsers(sub, data_dir)
 
     demo = sub.add_parser("demo", help="push a synthetic DICONDE demo data set over C-STORE")
     demo.add_argument("--to", help="HOST:PORT of the archive (default 127.0.0.1:PACS_DICOM_PORT)")
