@@ -12,6 +12,7 @@ from storage import __version__
 from storage.archive import Archive
 from viewer import ui
 from viewer.api import routes as api_routes
+from viewer.api import strict_query
 from viewer.auth import check_permissions
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
@@ -43,6 +44,7 @@ def create_app(archive: Archive, *, permissions: Iterable[str] | None = None) ->
         return JSONResponse(body, status_code=200 if ok else 503)
 
     api_routes.install(app)
+    strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
