@@ -11,6 +11,10 @@ class InvalidInstance(ArchiveError):
     """The object is not a DICOM instance we can accept (malformed, truncated, bad UIDs)."""
 
 
+class TooLarge(InvalidInstance):
+    """The object is larger than the archive accepts (``PACS_MAX_INSTANCE_SIZE``, the inflation bound of deflate)."""
+
+
 class StorageUnavailable(ArchiveError):
     """The object store cannot be written or read (down, full, unwritable)."""
 
