@@ -56,6 +56,7 @@ class Admission:
     identity: Identity
     size: int
     transfer_syntax_uid: str
+    component_key: str  # PatientID, whole (never truncated)
 
 
 def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict[int, str]:
@@ -79,7 +80,7 @@ def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict
             pos = walker.sequence(pos, implicit=implicit or vr == b"UN")
             continue
         if tag == _PATIENT_ID:
-            require_component_id(bytes(buf[pos : pos + length]))
+            found[tag] = require_component_id(bytes(buf[pos : pos + length]))
         elif tag in _WANTED:
             found[tag] = _text(bytes(buf[pos : pos + length]))
         pos += length
@@ -133,12 +134,15 @@ def examine_for_admission(path: Path) -> Admission:
     meta_sop = meta.get(_META_SOP_INSTANCE)
     if meta_sop and meta_sop != identity.sop_instance_uid:
         raise InvalidInstance("file meta (0002,0003) names another SOP Instance UID than the data set (0008,0018)")
-    return Admission(identity=identity, size=size, transfer_syntax_uid=ts)
+    return Admission(identity=identity, size=size, transfer_syntax_uid=ts, component_key=uids.get(_PATIENT_ID, ""))
 
 
 def _admit_through_pydicom(path: Path) -> Admission:
     """Deflated or big endian data sets: pydicom reads the header (the synchronous path's checks)."""
     received = read_received_file(path)
     return Admission(
-        identity=identity_of(received.dataset), size=received.size, transfer_syntax_uid=received.transfer_syntax_uid
+        identity=identity_of(received.dataset),
+        size=received.size,
+        transfer_syntax_uid=received.transfer_syntax_uid,
+        component_key=require_component_id(received.dataset.get("PatientID", "")),
     )

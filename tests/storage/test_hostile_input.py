@@ -6,6 +6,7 @@ nothing, and logs one line rather than a traceback.
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Iterator
@@ -17,14 +18,20 @@ import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import _config
+from sqlalchemy import create_engine, select
 
 from pacs.fast_store import file_meta_header
 from pacs.status import Status
+from storage.audit import Actor
 from storage.dicom.files import dataset_offset, inflate_bounded
 from storage.errors import TooLarge
+from storage.factory import open_archive
+from storage.index.models import AuditEvent, Instance
+from storage.ingest import indexer
+from storage.ingest.intake import Intake
 from tests.support.factories import make_instance, write_part10
 from tests.support.scu import associate
-from tests.support.servers import RunningServer, start_server, stop_server
+from tests.support.servers import RunningServer, make_settings, start_server, stop_server
 from viewer.dicomweb.multipart import new_boundary
 
 MIB = 1 << 20
@@ -250,3 +257,72 @@ def test_the_inflation_ratio_is_bounded_below_the_maximum_size(tmp_path: Path) -
     moderate = zlib.compress(bytes(range(256)) * 4096)[2:-4]  # raw deflate of 1 MiB, ratio far below the bound
     inflate_bounded(BytesIO(moderate), sink, compressed_size=len(moderate))  # type: ignore[arg-type]
     assert sink.written == MIB
+
+
+def _mismatch_audits(data_dir: Path, study: str) -> list[dict[str, str]]:
+    """The detail of each 'store' failure audited for *study* with a component mismatch (read from the index)."""
+    engine = create_engine(f"sqlite:///{data_dir / 'index.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(AuditEvent.detail).where(
+                    AuditEvent.action == "store",
+                    AuditEvent.outcome == "failure",
+                    AuditEvent.study_instance_uid == study,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [detail for (raw,) in rows if (detail := json.loads(raw)).get("mismatch") == "component"]
+
+
+def test_an_instance_naming_another_component_is_refused_and_audited(server: RunningServer, tmp_path: Path) -> None:
+    """Finding 7: a study of SN-OWNER-1 is not extended by an instance naming SN-INTRUDER-2, over either door."""
+    owner = make_instance(PatientID="SN-OWNER-1")
+    assert _c_store(server, write_part10(owner, tmp_path / "owner.dcm"), str(owner.SOPClassUID)) == Status.SUCCESS
+    study = str(owner.StudyInstanceUID)
+    intruders = []
+    for door in ("c-store", "stow"):
+        intruder = make_instance(PatientID="SN-INTRUDER-2", StudyInstanceUID=study)
+        path = write_part10(intruder, tmp_path / f"intruder-{door}.dcm")
+        intruders.append(str(intruder.SOPInstanceUID))
+        if door == "c-store":  # deferred indexing: refused before the acknowledgement
+            assert _c_store(server, path, str(intruder.SOPClassUID)) == Status.CANNOT_UNDERSTAND
+        else:
+            response = _stow(server, path.read_bytes())
+            _refused_by_stow(response)
+            assert "component mismatch" in response.headers["Warning"]
+    (found,) = _studies(server, StudyInstanceUID=study).json()
+    assert found["00100020"]["Value"] == ["SN-OWNER-1"]
+    assert found["00201208"]["Value"] == [1]  # Number of Study Related Instances: the owner's only
+    assert _studies(server, PatientID="SN-INTRUDER-2").json() == []
+    audits = _mismatch_audits(server.data_dir, study)
+    assert [(a["owner"], a["named"]) for a in audits] == [("SN-OWNER-1", "SN-INTRUDER-2")] * 2
+    assert server.log().count("component mismatch: study") >= 2
+    same = make_instance(PatientID="SN-OWNER-1", StudyInstanceUID=study)  # the owner's own instances still go in
+    assert _c_store(server, write_part10(same, tmp_path / "same.dcm"), str(same.SOPClassUID)) == Status.SUCCESS
+    assert _studies(server, StudyInstanceUID=study).json()[0]["00201208"]["Value"] == [2]
+
+
+def test_a_mismatch_still_in_the_intake_is_set_aside_not_relabelled(tmp_path: Path) -> None:
+    """Finding 7, deferred: both instances acknowledged before either is indexed; the indexer keeps the second apart."""
+    settings = make_settings(tmp_path / "data")
+    receiving, indexing = open_archive(settings), open_archive(settings)
+    intake = Intake(settings.intake_dir, settle_timeout=5)
+    receiving.use_intake(intake)
+    owner = make_instance(PatientID="SN-OWNER-1")
+    intruder = make_instance(PatientID="SN-INTRUDER-2", StudyInstanceUID=owner.StudyInstanceUID)
+    actor = Actor("MODALITY", "127.0.0.1:104")
+    for ds in (owner, intruder):  # no indexer yet: the admission check cannot know the study
+        receiving.admit_file(write_part10(ds, tmp_path / f"{ds.PatientID}.dcm"), actor)
+    assert indexer.index_pending(indexing, intake) == 2
+    assert intake.entries() == []
+    (kept,) = intake.rejected()  # byte-exact, for an operator; `pacs verify` reports it
+    assert pydicom.dcmread(kept).SOPInstanceUID == intruder.SOPInstanceUID
+    with indexing.db.read_session() as session:
+        rows = session.execute(select(Instance.sop_instance_uid)).scalars().all()
+    assert rows == [owner.SOPInstanceUID]
+    audits = _mismatch_audits(settings.data_dir.resolve(), str(owner.StudyInstanceUID))
+    assert [(a["owner"], a["named"]) for a in audits] == [("SN-OWNER-1", "SN-INTRUDER-2")]
+    for archive in (receiving, indexing):
+        archive.db.dispose()

@@ -9,6 +9,7 @@ Store Instances Response Module (PS3.18 Table 10.5.3-1) as DICOM JSON.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from enum import IntEnum
 from pathlib import Path
@@ -34,6 +35,8 @@ from viewer.dicomweb.common import (
     study_url,
 )
 from viewer.dicomweb.multipart import MultipartError, Part, iter_parts
+
+log = logging.getLogger(__name__)
 
 router = SecuredRouter(prefix=PREFIX, tags=["STOW-RS"])
 
@@ -72,12 +75,17 @@ def _failure(sop_class: str, sop_uid: str, reason: FailureReason) -> dict[str, A
 
 
 def _store_part(
-    archive: Archive, request: Request, part: Part, target_study: str | None, too_large: list[str]
+    archive: Archive,
+    request: Request,
+    part: Part,
+    target_study: str | None,
+    too_large: list[str],
+    reasons: list[str],
 ) -> StoreResult | dict[str, Any]:
     """Store one part; a failure item (Failed SOP Sequence) when it cannot be stored.
 
-    A part beyond the size limits adds its reason to *too_large* (the response is then 413
-    when nothing was stored, with the reason in a ``Warning`` header).
+    The archive's reason for refusing a part goes to *reasons* (the first is sent in a ``Warning``
+    header); a part beyond the size limits also to *too_large* (413 when nothing was stored).
     """
     media = parse_media_type(part.content_type) if part.content_type else None
     if media is not None and media.type not in ("application/dicom", "application/octet-stream"):
@@ -93,9 +101,13 @@ def _store_part(
     try:
         return archive.store_file(part.path, request_actor(request), move=True)
     except TooLarge as exc:
+        log.warning("STOW-RS part from %s refused: %s", request_actor(request).name, exc)
         too_large.append(str(exc))
+        reasons.append(str(exc))
         return _failure(*_peek_uids(part.path), FailureReason.OUT_OF_RESOURCES)
-    except InvalidInstance:
+    except InvalidInstance as exc:
+        log.warning("STOW-RS part from %s rejected: %s", request_actor(request).name, exc)
+        reasons.append(str(exc))
         return _failure(*_peek_uids(part.path), FailureReason.CANNOT_UNDERSTAND)
     except (StorageUnavailable, IndexUnavailable):
         return _failure(*_peek_uids(part.path), FailureReason.OUT_OF_RESOURCES)
@@ -120,12 +132,13 @@ async def _stow(request: Request, study: str | None) -> Response:
     failed: list[dict[str, Any]] = []
     backend_down = False
     too_large: list[str] = []
+    reasons: list[str] = []
     studies: set[str] = set()
     try:
         async with contextlib.aclosing(iter_parts(request.stream().__aiter__(), boundary, archive.spool_dir)) as parts:
             async for part in parts:
                 refused_for_size = len(too_large)
-                outcome = await run_in_threadpool(_store_part, archive, request, part, study, too_large)
+                outcome = await run_in_threadpool(_store_part, archive, request, part, study, too_large, reasons)
                 refused_for_size = len(too_large) - refused_for_size
                 if isinstance(outcome, StoreResult):
                     studies.add(outcome.study_instance_uid)
@@ -159,7 +172,7 @@ async def _stow(request: Request, study: str | None) -> Response:
     if stored:
         body["00081199"] = {"vr": "SQ", "Value": stored}
     status = (503 if backend_down else 413 if too_large else 409) if not stored else 202 if failed else 200
-    headers = {"Warning": f'299 - "{_header_text(too_large[0])}"'} if too_large else None
+    headers = {"Warning": f'299 - "{_header_text(reasons[0])}"'} if reasons else None
     return dicom_json_response(body, status=status, headers=headers)
 
 
