@@ -205,7 +205,13 @@ class Archive:
         """
         received = read_received_file(path, sha256=sha256)
         ds = received.dataset
-        identity = identity_of(ds)
+        try:  # pydicom converts values lazily: one it cannot convert surfaces here, as the file's fault
+            identity = identity_of(ds)
+            body, values = header_json(ds), IndexValues.of(ds)
+        except InvalidInstance:
+            raise
+        except Exception as exc:  # found by tests/storage/test_fuzz_admission.py
+            raise InvalidInstance(f"cannot read the header's values: {str(exc)[:300]}") from exc
         stored = ReceivedObject(
             key=object_key(
                 identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
@@ -213,9 +219,9 @@ class Archive:
             sha256=received.sha256,
             size=received.size,
             transfer_syntax_uid=received.transfer_syntax_uid,
-            header_json=header_json(ds),
+            header_json=body,
         )
-        return IndexItem(actor=actor, identity=identity, values=IndexValues.of(ds), stored=stored)
+        return IndexItem(actor=actor, identity=identity, values=values, stored=stored)
 
     def examine_entry(self, entry: Entry) -> IndexItem:
         """The indexer's first step for an intake entry: the full header parse that admission skipped.

@@ -21,7 +21,6 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset, read_file_meta_info
 from pydicom.tag import BaseTag
 from pydicom.uid import (
@@ -343,10 +342,10 @@ def _read_deflated(fh: BinaryIO, path: Path, start: int, size: int) -> Dataset:
         try:
             meta = read_file_meta_info(path)
             dataset = read_dataset(spool, False, True, stop_when=_at_pixels)
-        except _PARSE_ERRORS as exc:
-            raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
         except RecursionError:
             raise InvalidInstance("cannot parse DICOM header: sequences nested too deeply") from None
+        except _PARSE_ERRORS as exc:
+            raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
     ds = FileDataset(str(path), dataset, preamble=None, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
     ds.set_original_encoding(False, True, dataset._character_set)
     return ds
@@ -360,9 +359,10 @@ def _deflated(path: Path) -> bool:
     """
     try:
         meta = read_file_meta_info(path)
+        transfer_syntax = str(meta.get("TransferSyntaxUID", "") or "")  # values convert lazily: inside the try
     except _PARSE_ERRORS as exc:
-        raise InvalidInstance(f"cannot parse the file meta information: {exc}") from exc
-    return str(meta.get("TransferSyntaxUID", "") or "") == DeflatedExplicitVRLittleEndian
+        raise InvalidInstance(f"cannot parse the file meta information: {str(exc)[:300]}") from exc
+    return transfer_syntax == DeflatedExplicitVRLittleEndian
 
 
 def read_header(path: Path) -> Dataset:
@@ -399,17 +399,20 @@ def check_size(size: int) -> None:
 # Files up to this size are read into memory once (hashed, walked and parsed from there);
 # larger ones are hashed by streaming reads and walked through a mapping, so memory stays flat.
 IN_MEMORY_LIMIT = 8 * 1024 * 1024
-_PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error)
+# pydicom reading hostile bytes raises many kinds (ValueError, KeyError, struct.error, EOFError,
+# BytesLengthException, NotImplementedError, OverflowError, UnicodeDecodeError, ...): around its
+# reading calls, any of them means the file cannot be understood (found by tests/storage/test_fuzz_admission.py).
+_PARSE_ERRORS = (Exception,)
 
 
 def _parse(fh: BinaryIO) -> tuple[Dataset, str]:
     """The header of the Part 10 file *fh* (never its pixel data) and its transfer syntax."""
     try:
         ds = dcmread(fh, stop_before_pixels=True)
-    except _PARSE_ERRORS as exc:
-        raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
     except RecursionError:  # nesting the structure walk could not see (implicit VR, defined lengths)
         raise InvalidInstance("cannot parse DICOM header: sequences nested too deeply") from None
+    except _PARSE_ERRORS as exc:
+        raise InvalidInstance(f"cannot parse DICOM header: {str(exc)[:300]}") from exc
     ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     if not ts:
         raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
