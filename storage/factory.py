@@ -74,7 +74,7 @@ def build_core(archive: Archive) -> Core:
     """The services around *archive* (one set per process)."""
     return Core(
         archive=archive,
-        catalog=Catalog(archive.db),
-        annotations=Annotations(archive.db),
+        catalog=Catalog(),
+        annotations=Annotations(),
         peers=PeerRegistry(archive.db),
     )

@@ -6,7 +6,6 @@ the data directory (DESIGN.md, "Embedded default and production").
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -73,9 +72,3 @@ class StorageSettings(BaseSettings):
     def spool_dir(self) -> Path:
         """Where incoming objects are spooled before they enter the object store."""
         return self.data_dir.resolve() / "spool"
-
-
-@lru_cache
-def get_storage_settings() -> StorageSettings:
-    """Settings from the environment, read once per process."""
-    return StorageSettings()

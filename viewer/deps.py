@@ -1,10 +1,15 @@
-"""``Depends`` providers: the core's services, built once by the composition root (``create_app``'s *core*).
+"""``Depends`` providers: the core's services, built once by the composition root (``create_app``'s *core*),
+and the request's unit of work.
 
-Routes take what they need from here; no route builds a core service itself.
+Routes take what they need from here; no route builds a core service itself. A route that
+reads takes :data:`ReadUnit`, one that writes :data:`WriteUnit`: the unit of work is opened for
+the request and committed after the route returns, before the response is sent (a failed
+commit is the route's error), and rolled back when the route raises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -14,6 +19,7 @@ from storage.archive import Archive
 from storage.audit import AuditRecord
 from storage.factory import Core
 from storage.index.catalog import Catalog
+from storage.index.unit_of_work import UnitOfWork
 from storage.records.annotations import Annotations
 from viewer.auth import request_actor
 
@@ -39,6 +45,20 @@ def annotation_service(request: Request) -> Annotations:
     return core(request).annotations
 
 
+def read_unit(request: Request) -> Iterator[UnitOfWork]:
+    """The request's unit of work for reads (it waits for acknowledged stores first)."""
+    with archive(request).unit_of_work() as uow:
+        yield uow
+
+
+def write_unit(request: Request) -> Iterator[UnitOfWork]:
+    """The request's unit of work for a change and its audit entry."""
+    with archive(request).unit_of_work(write=True) as uow:
+        yield uow
+
+
+ReadUnit = Annotated[UnitOfWork, Depends(read_unit, scope="function")]
+WriteUnit = Annotated[UnitOfWork, Depends(write_unit, scope="function")]
 ArchiveDep = Annotated[Archive, Depends(archive)]
 CatalogDep = Annotated[Catalog, Depends(catalog)]
 AnnotationsDep = Annotated[Annotations, Depends(annotation_service)]
@@ -51,11 +71,11 @@ AnnotationsDep = Annotated[Annotations, Depends(annotation_service)]
 VIEW_AUDIT_WINDOW = timedelta(minutes=15)
 
 
-def audit(request: Request, action: str, outcome: str = "success", **fields: Any) -> None:
-    """One audit entry for this request."""
+def audit(request: Request, uow: UnitOfWork, action: str, outcome: str = "success", **fields: Any) -> None:
+    """One audit entry for this request's read, appended once its unit of work has committed."""
     detail = fields.pop("detail", {})
-    archive(request).record(
-        AuditRecord(actor=request_actor(request), action=action, outcome=outcome, detail=detail, **fields)
+    archive(request).audit_read(
+        uow, AuditRecord(actor=request_actor(request), action=action, outcome=outcome, detail=detail, **fields)
     )
 
 

@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, WRITE_ERRORS, ApiRoute
 from viewer.api.inspections import UID_PATH
 from viewer.api.models import AnnotationCreate, AnnotationOut, AnnotationPage, AnnotationWithdraw
 from viewer.auth import SecuredRouter, request_actor, require
-from viewer.deps import AnnotationsDep, audit_view
+from viewer.deps import AnnotationsDep, ReadUnit, WriteUnit, audit_view
 
 PIXELS = "images:read"
 ANNOTATE = "annotations:write"
@@ -29,12 +29,13 @@ router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
 def list_annotations(
     request: Request,
     annotations: AnnotationsDep,
+    uow: ReadUnit,
     uid: Annotated[str, UID_PATH],
     frame: Annotated[int | None, Query(ge=1, le=1_000_000, description="Only this frame (1-based)")] = None,
     include_withdrawn: Annotated[bool, Query(description="Also the withdrawn ones")] = False,
 ) -> AnnotationPage:
     """The annotations of image *uid*, oldest first; withdrawn ones only on request."""
-    found = annotations.list(uid, frame=frame, include_withdrawn=include_withdrawn)
+    found = annotations.list(uow, uid, frame=frame, include_withdrawn=include_withdrawn)
     audit_view(request, "api-annotations", found.study_instance_uid, found.series_instance_uid, uid, frame=frame)
     return AnnotationPage(image_uid=uid, version=found.version, items=[views.annotation(a) for a in found.items])
 
@@ -48,7 +49,11 @@ def list_annotations(
     summary="Keep a measurement on an image",
 )
 def create_annotation(
-    request: Request, annotations: AnnotationsDep, uid: Annotated[str, UID_PATH], body: AnnotationCreate
+    request: Request,
+    annotations: AnnotationsDep,
+    uow: WriteUnit,
+    uid: Annotated[str, UID_PATH],
+    body: AnnotationCreate,
 ) -> AnnotationOut:
     """Store a measurement on frame *frame* of image *uid*, drawn by the caller (audited).
 
@@ -64,7 +69,7 @@ def create_annotation(
         note=body.note,
         instance_version=body.instance_version,
     )
-    return views.annotation(annotations.create(uid, draft, request_actor(request)))
+    return views.annotation(annotations.create(uow, uid, draft, request_actor(request)))
 
 
 @router.post(
@@ -77,6 +82,7 @@ def create_annotation(
 def withdraw_annotation(
     request: Request,
     annotations: AnnotationsDep,
+    uow: WriteUnit,
     annotation_id: Annotated[int, Path(ge=1, le=2**62)],
     body: AnnotationWithdraw | None = None,
 ) -> AnnotationOut:
@@ -85,4 +91,4 @@ def withdraw_annotation(
     Annotations are evidence: nothing is deleted, the withdrawn annotation stays listable.
     """
     reason = body.reason if body else None
-    return views.annotation(annotations.withdraw(annotation_id, request_actor(request), reason))
+    return views.annotation(annotations.withdraw(uow, annotation_id, request_actor(request), reason))

@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, ApiProblem, ApiRoute
 from viewer.api.models import ComponentDetail, ComponentPage
 from viewer.api.search import Filters, Limit, Offset, Order, criteria
 from viewer.auth import SecuredRouter, require
-from viewer.deps import CatalogDep, audit
+from viewer.deps import CatalogDep, ReadUnit, audit
 
 READ = "studies:read"
 router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
@@ -28,6 +28,7 @@ router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
 def search_components(
     request: Request,
     catalog: CatalogDep,
+    uow: ReadUnit,
     filters: Filters,
     sort: Annotated[str, Query(description="serial, name, material, inspections, updated")] = "",
     order: Order = "asc",
@@ -39,9 +40,10 @@ def search_components(
     Inspection criteria (company, modality, date range) match components with any such inspection.
     """
     search = filters.search(SearchLevel.COMPONENT, sort=sort, order=order, limit=limit, offset=offset)
-    page = catalog.search(search)
+    page = catalog.search(uow, search)
     audit(
         request,
+        uow,
         "api-search",
         detail={"level": search.level.value, "criteria": criteria(search), "matches": len(page.items)},
     )
@@ -57,12 +59,12 @@ def search_components(
     dependencies=[require(READ)],
     summary="A component and its inspection history",
 )
-def get_component(request: Request, catalog: CatalogDep, serial: str) -> ComponentDetail:
+def get_component(request: Request, catalog: CatalogDep, uow: ReadUnit, serial: str) -> ComponentDetail:
     """The component with serial *serial* and its inspections, oldest first."""
     if not serial or len(serial) > 64:  # LO is at most 64 characters
         raise ApiProblem(400, "serial must be 1 to 64 characters")
-    tree = catalog.component(serial)
-    audit(request, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
+    tree = catalog.component(uow, serial)
+    audit(request, uow, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
     dates = [str(c["StudyDate"]) for c in tree.children if c.get("StudyDate")]
     summary = views.component_summary(tree.values, latest=max(dates) if dates else None)
     return ComponentDetail(

@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, ApiRoute
 from viewer.api.inspections import UID_PATH
 from viewer.api.models import InstanceDetail
 from viewer.auth import SecuredRouter, require
-from viewer.deps import ArchiveDep, CatalogDep, audit_view
+from viewer.deps import ArchiveDep, CatalogDep, ReadUnit, audit_view
 
 READ = "studies:read"
 PIXELS = "images:read"
@@ -26,9 +26,9 @@ router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
     dependencies=[require(READ)],
     summary="An image's geometry, pixel description and attributes",
 )
-def get_image(request: Request, catalog: CatalogDep, uid: Annotated[str, UID_PATH]) -> InstanceDetail:
+def get_image(request: Request, catalog: CatalogDep, uow: ReadUnit, uid: Annotated[str, UID_PATH]) -> InstanceDetail:
     """All stored attributes of image *uid* (NDT-labelled ones first), its spacing and stored windows."""
-    record = catalog.instance(uid)
+    record = catalog.instance(uow, uid)
     audit_view(request, "api-image", record.study_instance_uid, record.series_instance_uid, uid)
     return views.instance_detail(record)
 
@@ -47,6 +47,7 @@ def get_pixels(
     request: Request,
     archive: ArchiveDep,
     catalog: CatalogDep,
+    uow: ReadUnit,
     uid: Annotated[str, UID_PATH],
     frame: Annotated[int, Path(ge=1, le=1_000_000)],
     scale: Annotated[int, Query(ge=1, le=pixels.MAX_SCALE, description="Keep every N-th row and column")] = 1,
@@ -55,8 +56,8 @@ def get_pixels(
 
     The browser applies window/level on these values itself.
     """
-    record = catalog.instance(uid)
-    body, headers = pixels.raw_frame(pixels.decode_frame(archive, record, frame, scale), scale)
+    record = catalog.instance(uow, uid)
+    body, headers = pixels.raw_frame(pixels.decode_frame(archive, record, frame, scale, uow=uow), scale)
     audit_view(
         request, "api-pixels", record.study_instance_uid, record.series_instance_uid, uid, frame=frame, scale=scale
     )

@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, ApiRoute
 from viewer.api.models import InspectionDetail, InspectionPage, SeriesSummary
 from viewer.api.search import Filters, Limit, Offset, Order, criteria
 from viewer.auth import SecuredRouter, require
-from viewer.deps import CatalogDep, audit
+from viewer.deps import CatalogDep, ReadUnit, audit
 
 READ = "studies:read"
 UID_PATH = Path(max_length=64, pattern=r"^[0-9.]+$")
@@ -29,6 +29,7 @@ router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
 def search_inspections(
     request: Request,
     catalog: CatalogDep,
+    uow: ReadUnit,
     filters: Filters,
     sort: Annotated[str, Query(description="date, serial, name, company, order, modality")] = "",
     order: Order = "desc",
@@ -37,9 +38,10 @@ def search_inspections(
 ) -> InspectionPage:
     """Inspections (with their component) matching the criteria, newest first by default."""
     search = filters.search(SearchLevel.INSPECTION, sort=sort, order=order, limit=limit, offset=offset)
-    page = catalog.search(search)
+    page = catalog.search(uow, search)
     audit(
         request,
+        uow,
         "api-search",
         detail={"level": search.level.value, "criteria": criteria(search), "matches": len(page.items)},
     )
@@ -55,10 +57,12 @@ def search_inspections(
     dependencies=[require(READ)],
     summary="An inspection with its series and images",
 )
-def get_inspection(request: Request, catalog: CatalogDep, uid: Annotated[str, UID_PATH]) -> InspectionDetail:
+def get_inspection(
+    request: Request, catalog: CatalogDep, uow: ReadUnit, uid: Annotated[str, UID_PATH]
+) -> InspectionDetail:
     """The inspection *uid*: its component, its series in order and each series' images."""
-    component, tree = catalog.inspection(uid)
-    audit(request, "api-inspection", study_instance_uid=uid)
+    component, tree = catalog.inspection(uow, uid)
+    audit(request, uow, "api-inspection", study_instance_uid=uid)
     series = [
         SeriesSummary(
             uid=s["SeriesInstanceUID"],
