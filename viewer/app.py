@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from storage import __version__
 from storage.factory import Core
 from viewer import api, ui
+from viewer.api import strict_query
 from viewer.auth import check_permissions
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
@@ -44,6 +45,7 @@ def create_app(core: Core, *, permissions: Iterable[str] | None = None) -> FastA
         return JSONResponse(body, status_code=200 if ok else 503)
 
     api.install(app)
+    strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
