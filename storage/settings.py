@@ -127,9 +127,3 @@ class StorageSettings(BaseSettings):
 def limit_settings() -> LimitSettings:
     """The limits from the environment, read once per process."""
     return LimitSettings()
-
-
-@lru_cache
-def get_storage_settings() -> StorageSettings:
-    """Settings from the environment, read once per process."""
-    return StorageSettings()

@@ -9,21 +9,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from storage import __version__
-from storage.archive import Archive
-from viewer import ui
-from viewer.api import routes as api_routes
+from storage.factory import Core
+from viewer import api, ui
 from viewer.api import strict_query
 from viewer.auth import check_permissions
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 
 
-def create_app(archive: Archive, *, permissions: Iterable[str] | None = None) -> FastAPI:
-    """The HTTP application serving *archive*.
+def create_app(core: Core, *, permissions: Iterable[str] | None = None) -> FastAPI:
+    """The HTTP application serving the archive *core* (its services built by the composition root).
 
     *permissions*: grant callers only these (see :data:`viewer.auth.PERMISSIONS`); every
     permission when None (until accounts and roles exist).
     """
     app = FastAPI(title="ndt-pacs", version=__version__, summary="NDT image archive (DICOM / DICONDE)")
+    archive = core.archive
+    app.state.core = core
     app.state.archive = archive
     app.state.granted_permissions = None if permissions is None else check_permissions(permissions)
 
@@ -43,7 +44,7 @@ def create_app(archive: Archive, *, permissions: Iterable[str] | None = None) ->
             body["intake"] = {"waiting": len(archive.intake.entries()), "set_aside": len(archive.intake.rejected())}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    api_routes.install(app)
+    api.install(app)
     strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)

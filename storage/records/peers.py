@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError, NotFound
 from storage.index.db import Database
 from storage.index.models import Peer
+from storage.index.unit_of_work import UnitOfWork
 
 PERMISSIONS = ("store", "query", "retrieve", "move")
 
@@ -112,13 +112,18 @@ def _addresses(host: str) -> set[str]:
 
 
 class PeerRegistry:
-    """Add, list, look up and remove known peers in the index."""
+    """Add, list, look up and remove known peers in the index.
+
+    Changes are written in the caller's unit of work; the lookups (made while an association
+    is negotiated) read in their own.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def add(
         self,
+        uow: UnitOfWork,
         ae_title: str,
         host: str,
         port: int,
@@ -127,7 +132,7 @@ class PeerRegistry:
         allow: Iterable[str] = PERMISSIONS,
         description: str = "",
     ) -> PeerInfo:
-        """Register a new peer; :class:`InvalidPeer` when invalid or the AE title is taken."""
+        """Register a new peer in *uow* (audited in it); :class:`InvalidPeer` when invalid or the AE title is taken."""
         title = validate_ae_title(ae_title)
         fields = {
             "host": validate_host(host),
@@ -136,39 +141,34 @@ class PeerRegistry:
             **_permissions(allow),
         }
 
-        def write(session: Session) -> PeerInfo:
-            if session.scalar(select(Peer.id).where(Peer.ae_title == title)) is not None:
-                raise InvalidPeer(f"peer {title} already exists (remove it first)")
-            row = Peer(ae_title=title, **fields)
-            session.add(row)
-            session.flush()
-            info = _info(row)
-            audit.append(
-                session,
-                AuditRecord(
-                    actor=actor,
-                    action="peer_add",
-                    outcome="success",
-                    detail={"ae_title": title, "host": info.host, "port": info.port, "allow": info.permissions},
-                ),
-            )
-            return info
+        session = uow.session
+        if session.scalar(select(Peer.id).where(Peer.ae_title == title)) is not None:
+            raise InvalidPeer(f"peer {title} already exists (remove it first)")
+        row = Peer(ae_title=title, **fields)
+        session.add(row)
+        session.flush()
+        info = _info(row)
+        audit.append(
+            session,
+            AuditRecord(
+                actor=actor,
+                action="peer_add",
+                outcome="success",
+                detail={"ae_title": title, "host": info.host, "port": info.port, "allow": info.permissions},
+            ),
+        )
+        return info
 
-        return self.db.write(write)
-
-    def remove(self, ae_title: str, actor: Actor) -> None:
-        """Remove a peer; :class:`NotFound` when unknown."""
+    def remove(self, uow: UnitOfWork, ae_title: str, actor: Actor) -> None:
+        """Remove a peer in *uow* (audited in it); :class:`NotFound` when unknown."""
         title = validate_ae_title(ae_title)
-
-        def write(session: Session) -> None:
-            if session.execute(delete(Peer).where(Peer.ae_title == title)).rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound(f"no peer {title}")
-            audit.append(
-                session,
-                AuditRecord(actor=actor, action="peer_remove", outcome="success", detail={"ae_title": title}),
-            )
-
-        self.db.write(write)
+        session = uow.session
+        if session.execute(delete(Peer).where(Peer.ae_title == title)).rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"no peer {title}")
+        audit.append(
+            session,
+            AuditRecord(actor=actor, action="peer_remove", outcome="success", detail={"ae_title": title}),
+        )
 
     def list(self) -> list[PeerInfo]:
         """Every known peer, by AE title."""

@@ -364,7 +364,11 @@ def test_deflated_context_goes_as_received(archive: Archive, dicom_listener: Dic
 
 def test_store_refused_by_policy(archive: Archive) -> None:
     settings = DicomSettings(host="127.0.0.1", dicom_port=0, ae_title="NDTPACS", strict_ae=True)
-    PeerRegistry(archive.db).add("QUERYONLY", "127.0.0.1", 104, Actor("admin", kind="user"), allow=["query"])
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(
+            uow, "QUERYONLY", "127.0.0.1", 104, Actor("admin", kind="user"), allow=["query"]
+        )
+    )
     listener = DicomListener(archive, settings)
     listener.start()
     try:

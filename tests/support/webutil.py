@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from storage.archive import Archive
+from storage.factory import build_core
 from tests.support.servers import free_port
 from viewer.app import create_app
 
@@ -18,7 +19,7 @@ from viewer.app import create_app
 def http_server(archive: Archive, *, permissions: Iterable[str] | None = None) -> Iterator[str]:
     """Serve *archive* on a free loopback port (granting only *permissions* when given); yields the base URL."""
     port = free_port()
-    app = create_app(archive, permissions=permissions)
+    app = create_app(build_core(archive), permissions=permissions)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -20,7 +20,7 @@ from pydicom.data import get_testdata_file
 from sqlalchemy import select
 
 from storage.archive import Archive
-from storage.factory import open_archive
+from storage.factory import build_core, open_archive
 from storage.index.models import AuditEvent
 from tests.support.factories import make_instance, write_part10
 from tests.support.servers import RunningServer, dcmtk, make_settings
@@ -410,7 +410,7 @@ def test_every_route_declares_a_permission(sqlite_archive: Archive) -> None:
     from viewer.app import create_app
     from viewer.auth import permission_of
 
-    app = create_app(sqlite_archive)
+    app = create_app(build_core(sqlite_archive))
     open_paths = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
     checked = set()
     for route in _walk_routes(list(app.routes)):
