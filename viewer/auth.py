@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, str] = {
     "studies:write": "store instances (STOW-RS)",
     "images:read": "read pixel values for display (the viewer's raw frames) and the annotations kept on images",
     "annotations:write": "create and withdraw annotations (measurements kept on an image)",
+    "audit:read": "search the audit log, read a component's history, export evidence bundles",
 }
 
 
