@@ -97,9 +97,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the synthetic DICONDE demo data set and push it over C-STORE (or write files)."""
     from ndt_pacs.demo import DEMO_SOP_CLASSES, generate_demo
+    from ndt_pacs.progress import progress_bar
     from pacs.push import PushError, parse_address, push_datasets
 
-    datasets = generate_demo(seed=args.seed, count=args.count, scale=args.scale)
+    datasets = list(generate_demo(seed=args.seed, count=args.count, scale=args.scale))  # ~60 MB at scale 1
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         written = 0
@@ -115,14 +116,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     ae_title = args.ae_title or DicomSettings().ae_title
 
-    def progress(done: int, ds: Any) -> None:
-        if done % 10 == 0:
-            print(f"  {done} instances sent ...", flush=True)
+    def pixel_bytes(ds: Any) -> int:
+        return len(ds.PixelData) if "PixelData" in ds else 0
 
     try:
-        report = push_datasets(
-            datasets, host=host, port=port, sop_classes=DEMO_SOP_CLASSES, called_ae=ae_title, progress=progress
-        )
+        with progress_bar("demo", len(datasets), sum(pixel_bytes(ds) for ds in datasets)) as bar:
+            report = push_datasets(
+                datasets,
+                host=host,
+                port=port,
+                sop_classes=DEMO_SOP_CLASSES,
+                called_ae=ae_title,
+                progress=lambda _done, ds: bar.advance(pixel_bytes(ds)),
+            )
     except (PushError, OSError) as exc:
         print(f"error: {exc} (is `pacs serve` running?)", file=sys.stderr)
         return 1
