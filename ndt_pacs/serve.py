@@ -21,8 +21,8 @@ from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage import indexer
-from storage.factory import open_archive
 from storage.archive import Archive
+from storage.factory import open_archive
 from storage.intake import Intake
 from storage.records import accounts
 from storage.settings import StorageSettings
