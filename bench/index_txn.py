@@ -33,19 +33,19 @@ from pydicom.uid import CTImageStorage
 
 
 def measure(corpus: Path, count: int, batch: int, database_url: str | None, profile: bool) -> None:
-    from storage.archive import Archive, _identity, header_json
+    from storage.archive import Archive, header_json
     from storage.audit import Actor
-    from storage.dicomfile import read_received_file
+    from storage.dicom.files import read_received_file
     from storage.factory import open_archive
-    from storage.indexing import IndexValues, ReceivedObject
+    from storage.ingest.index_writer import IndexValues, ReceivedObject, identity_of
+    from storage.objects.keys import object_key
     from storage.settings import StorageSettings
-    from storage.uids import object_key
 
     files = sorted(corpus.iterdir())[:count]
     examined: list[Any] = []
     for path in files:
         received = read_received_file(path)
-        identity = _identity(received.dataset)
+        identity = identity_of(received.dataset)
         values = IndexValues.of(received.dataset)
         key = object_key(
             identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
@@ -77,8 +77,8 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
                 admin.dispose()
 
         if database_url is not None:
-            from storage import migrate
-            from storage.db import Database
+            from storage.index import migrate
+            from storage.index.db import Database
 
             db = Database(url)
             migrate.upgrade(db.engine)
@@ -95,7 +95,7 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
             index_one(arch, identity, values, stored)
 
     def batched(arch: Archive) -> None:
-        from storage.indexing import IndexItem
+        from storage.ingest.index_writer import IndexItem
 
         items = [IndexItem(actor, *each) for each in examined]
         for start in range(0, len(items), batch):

@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="ndt-pacs receiver processes (default 1)")
     parser.add_argument("--immediate", action="store_true", help="also run ndt-pacs with PACS_DEFERRED_INDEX=false")
     args = parser.parse_args()
-    global ASSOCIATIONS, WORKERS  # noqa: PLW0603 - benchmark knobs read by push() and run_ndt_pacs()
+    global ASSOCIATIONS, WORKERS  # benchmark knobs read by push() and run_ndt_pacs()
     ASSOCIATIONS, WORKERS = max(1, args.parallel), max(1, args.workers)
     with tempfile.TemporaryDirectory(prefix="pacs-bench-") as tmp:
         root = Path(tmp)

@@ -21,12 +21,12 @@ from pynetdicom import evt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest  # noqa: E402
+import ingest
 
-from pacs.fast_store import FastStore  # noqa: E402
-from pacs.server import NoDelayAssociationServer, build_ae  # noqa: E402
-from pacs.settings import DicomSettings  # noqa: E402
-from pacs.sop_classes import storage_sop_classes  # noqa: E402
+from pacs.fast_store import FastStore
+from pacs.server import NoDelayAssociationServer, build_ae
+from pacs.settings import DicomSettings
+from pacs.sop_classes import storage_sop_classes
 
 
 def succeed(event: Any) -> int:

@@ -17,8 +17,8 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from storage.audit import Actor
-from storage.db import Database
 from storage.errors import NotFound
+from storage.index.db import Database
 from storage.records import accounts
 from storage.records.permissions import METHODS, ROLES
 from storage.settings import StorageSettings
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def _database(args: argparse.Namespace) -> Database:
-    from storage import migrate
+    from storage.index import migrate
 
     settings = StorageSettings(**({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}))
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply the index migrations."""
-    from storage import migrate
-    from storage.db import Database
+    from storage.index import migrate
+    from storage.index.db import Database
 
     settings = _storage_settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Fixity: re-hash every stored object against the index."""
     from storage.factory import open_archive
-    from storage.fixity import find_orphans, verify_objects
-    from storage.intake import Intake
+    from storage.ingest.intake import Intake
+    from storage.records.fixity import find_orphans, verify_objects
 
     archive = open_archive(_storage_settings(args))
     report = verify_objects(archive)
@@ -106,8 +106,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the synthetic DICONDE demo data set and push it over C-STORE (or write files)."""
+    from ndt_pacs.demo import DEMO_SOP_CLASSES, generate_demo
     from pacs.push import PushError, parse_address, push_datasets
-    from storage.demo import DEMO_SOP_CLASSES, generate_demo
 
     datasets = generate_demo(seed=args.seed, count=args.count, scale=args.scale)
     if args.out is not None:
@@ -144,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _peer_registry(args: argparse.Namespace) -> Any:
     from storage.factory import open_archive
-    from storage.peers import PeerRegistry
+    from storage.records.peers import PeerRegistry
 
     return PeerRegistry(open_archive(_storage_settings(args)).db)
 
@@ -159,7 +159,7 @@ def _cli_actor() -> Any:
 
 def cmd_peer_add(args: argparse.Namespace) -> int:
     """Register a known DICOM peer."""
-    from storage.peers import PERMISSIONS, InvalidPeer
+    from storage.records.peers import PERMISSIONS, InvalidPeer
 
     allow = PERMISSIONS if args.allow is None else args.allow.split(",")
     try:
@@ -186,7 +186,7 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
 def cmd_peer_remove(args: argparse.Namespace) -> int:
     """Remove a known DICOM peer."""
     from storage.errors import NotFound
-    from storage.peers import InvalidPeer
+    from storage.records.peers import InvalidPeer
 
     try:
         _peer_registry(args).remove(args.ae_title, _cli_actor())

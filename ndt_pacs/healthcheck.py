@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import urllib.request
 
+from pacs.service_uids import VERIFICATION
 from pacs.settings import DicomSettings
-from pacs.uids import VERIFICATION
 from viewer.settings import HttpSettings
 
 CALLING_AE = "HEALTHCHECK"
@@ -38,7 +38,7 @@ def http_ok(host: str = "127.0.0.1") -> bool:
     """True when ``/healthz`` answers 200 (database and object store up)."""
     url = f"http://{host}:{HttpSettings().http_port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - fixed loopback URL
+        with urllib.request.urlopen(url, timeout=10) as response:  # fixed loopback URL
             return int(response.status) == 200
     except OSError:
         return False

@@ -20,10 +20,10 @@ import uvicorn
 from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
-from storage import indexer
 from storage.archive import Archive
 from storage.factory import open_archive
-from storage.intake import Intake
+from storage.ingest import indexer
+from storage.ingest.intake import Intake
 from storage.records import accounts
 from storage.settings import StorageSettings
 from viewer.app import create_app
@@ -62,7 +62,7 @@ def serve(
     supervisor: _IndexerSupervisor | None = None
     if storage.indexes_deferred:
         # Stores are answered once durable in the intake; the indexer process indexes them and
-        # every read here waits for what was acknowledged before it (storage/intake.py).
+        # every read here waits for what was acknowledged before it (storage/ingest/intake.py).
         intake = Intake(storage.intake_dir)
         archive.use_intake(intake)
         if spawn_workers:  # the first process of a `pacs serve`; receiver workers share its indexer

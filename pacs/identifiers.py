@@ -9,8 +9,8 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
-from storage.attributes import BY_KEYWORD, Level
-from storage.query import Match, Query
+from storage.index.attributes import BY_KEYWORD, Level
+from storage.index.query import Match, Query
 
 _SKIP = {"QueryRetrieveLevel", "SpecificCharacterSet", "TimezoneOffsetFromUTC"}
 

@@ -27,7 +27,7 @@ from pacs.status import Status
 from storage.archive import Archive
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError
-from storage.peers import PeerInfo, PeerRegistry
+from storage.records.peers import PeerInfo, PeerRegistry
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,7 @@ from pacs.handlers.find import handle_find
 from pacs.handlers.retrieve import RetrieveService
 from pacs.handlers.store import handle_store
 from pacs.policy import AssociationPolicy
-from pacs.settings import DicomSettings
-from pacs.sop_classes import storage_sop_classes
-from pacs.status import Status
-from pacs.uids import (
+from pacs.service_uids import (
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
@@ -36,8 +33,11 @@ from pacs.uids import (
     STUDY_ROOT_MOVE,
     VERIFICATION,
 )
+from pacs.settings import DicomSettings
+from pacs.sop_classes import storage_sop_classes
+from pacs.status import Status
 from storage.archive import Archive
-from storage.peers import PeerRegistry
+from storage.records.peers import PeerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     policy = AssociationPolicy(archive, settings, peers, TRANSFER_SYNTAXES)
     retrieve = RetrieveService(archive, policy)
     commitment = CommitmentService(archive, peers, settings.ae_title)
-    # Deferred indexing hashes in the indexer, off the sender's critical path (storage/intake.py).
+    # Deferred indexing hashes in the indexer, off the sender's critical path (storage/ingest/intake.py).
     fast_store = FastStore(archive.spool_dir, storage_sop_classes(), hash_data=archive.intake is None)
     fast = fast_store.handlers() if settings.fast_store else []
     return [

@@ -1,6 +1,6 @@
-"""Generate ``storage/diconde/_table.py`` from a PS3.6 group-0014 listing (TSV).
+"""Generate ``storage/dicom/diconde/_table.py`` from a PS3.6 group-0014 listing (TSV).
 
-Usage: ``python scripts/gen_diconde_table.py diconde_group0014.tsv > storage/diconde/_table.py``.
+Usage: ``python scripts/gen_diconde_table.py diconde_group0014.tsv > storage/dicom/diconde/_table.py``.
 The TSV columns are ``tag keyword VR VM ...`` (one header/comment line per ``#``).
 """
 

@@ -29,27 +29,28 @@ from typing import Any, BinaryIO
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
-from storage import audit, header
-from storage.admission import examine_for_admission
+from storage import audit
 from storage.audit import Actor, AuditRecord, ChainReport
-from storage.db import Database
-from storage.dicomfile import read_received_file
+from storage.dicom import header
+from storage.dicom.files import read_received_file
 from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
-from storage.indexing import (
-    Identity,
+from storage.index.db import Database
+from storage.index.models import Instance
+from storage.index.query import Match, Query, run_query
+from storage.index.retrieve import StoredInstance, iter_object, list_instances, open_object
+from storage.ingest.admission import examine_for_admission
+from storage.ingest.index_writer import (
     IndexItem,
     IndexValues,
     IndexWriter,
     ReceivedObject,
     StoreOutcome,
     StoreResult,
+    identity_of,
 )
-from storage.intake import Entry, Intake
-from storage.models import Instance
-from storage.objects import FileObjectStore, ObjectStore
-from storage.query import Match, Query, run_query
-from storage.retrieve import StoredInstance, iter_object, list_instances, open_object
-from storage.uids import object_key, require_uid
+from storage.ingest.intake import Entry, Intake
+from storage.objects import ObjectStore
+from storage.objects.keys import object_key
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +74,6 @@ class CommitmentCheck:
     committed: bool
     failure: CommitmentFailure | None
     reason: str
-
-
-_SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
-_STUDY_INSTANCE_UID, _SERIES_INSTANCE_UID = 0x0020000D, 0x0020000E
-_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
-
-
-def _identity(ds: Dataset) -> Identity:
-    """The four required UIDs, validated (PS3.5 §9.1); mismatched file meta is rejected."""
-    identity = Identity(
-        sop_class_uid=require_uid("SOPClassUID", header.value(ds, _SOP_CLASS_UID)),
-        sop_instance_uid=require_uid("SOPInstanceUID", header.value(ds, _SOP_INSTANCE_UID)),
-        study_instance_uid=require_uid("StudyInstanceUID", header.value(ds, _STUDY_INSTANCE_UID)),
-        series_instance_uid=require_uid("SeriesInstanceUID", header.value(ds, _SERIES_INSTANCE_UID)),
-    )
-    meta_sop = header.value(ds.file_meta, _MEDIA_STORAGE_SOP_INSTANCE_UID)
-    if meta_sop and str(meta_sop) != identity.sop_instance_uid:
-        raise InvalidInstance("file meta (0002,0003) names another SOP Instance UID than the data set (0008,0018)")
-    return identity
 
 
 def _bulk_data_uri(element: Any) -> str:
@@ -124,7 +106,7 @@ class Archive:
         self.spool_dir = spool_dir
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.max_results = max_results
-        self.indexer = IndexWriter()
+        self.index_writer = IndexWriter()
         self.intake: Intake | None = None  # set by use_intake (deferred indexing)
 
     # -- ingest ----------------------------------------------------------------
@@ -151,15 +133,15 @@ class Archive:
         # the object a concurrent store of the same bytes is about to acknowledge.
         self.objects.put_file(stored.key, path, move=move)
         try:
-            result, known = self.db.write_core(lambda c: self.indexer.index(c, actor, identity, values, stored))
+            result, known = self.db.write_core(lambda c: self.index_writer.index(c, actor, identity, values, stored))
         except Exception:
-            self.indexer.forget(identity.series_instance_uid)
+            self.index_writer.forget(identity.series_instance_uid)
             log.warning("object %s left unindexed after a failed index transaction", stored.key)
             raise
-        self.indexer.remember(identity.series_instance_uid, known)
+        self.index_writer.remember(identity.series_instance_uid, known)
         return result
 
-    # -- deferred indexing (storage/intake.py) ----------------------------------------
+    # -- deferred indexing (storage/ingest/intake.py) ----------------------------------------
 
     def use_intake(self, intake: Intake) -> None:
         """Acknowledge stores through :meth:`admit_file` once durable in *intake*; reads wait for the indexer."""
@@ -192,7 +174,7 @@ class Archive:
         """
         received = read_received_file(path, sha256=sha256)
         ds = received.dataset
-        identity = _identity(ds)
+        identity = identity_of(ds)
         stored = ReceivedObject(
             key=object_key(
                 identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
@@ -261,12 +243,12 @@ class Archive:
         if not items:
             return []
         try:
-            batch = self.db.write_core(lambda c: self.indexer.index_many(c, items))
+            batch = self.db.write_core(lambda c: self.index_writer.index_many(c, items))
         except Exception:
-            self.indexer.forget_all({item.identity.series_instance_uid for item in items})
+            self.index_writer.forget_all({item.identity.series_instance_uid for item in items})
             log.warning("%d objects left unindexed after a failed index transaction", len(items))
             raise
-        self.indexer.remember_all(batch.learned)
+        self.index_writer.remember_all(batch.learned)
         return batch.results
 
     def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:
@@ -355,10 +337,8 @@ class Archive:
         A file store hands out its own file; any other store is spooled to a
         temporary file (removed afterwards). :class:`NotFound` when the object is missing.
         """
-        if isinstance(self.objects, FileObjectStore):
-            path = self.objects.root / key
-            if not path.is_file():
-                raise NotFound(f"object {key} not found")
+        path = self.objects.local_path(key)
+        if path is not None:
             yield path
             return
         fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix=".dcm")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from storage import diconde, migrate
 from storage.archive import Archive
-from storage.db import Database
-from storage.objects import FileObjectStore, ObjectStore
+from storage.dicom import diconde
+from storage.index import migrate
+from storage.index.db import Database
+from storage.objects import ObjectStore
+from storage.objects.files import FileObjectStore
 from storage.settings import StorageSettings
 
 
@@ -19,7 +21,7 @@ def open_object_store(settings: StorageSettings) -> ObjectStore:
     if parsed.scheme == "file":
         return FileObjectStore(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":
-        from storage.s3 import S3ObjectStore, secure_from_endpoint
+        from storage.objects.s3 import S3ObjectStore, secure_from_endpoint
 
         if not parsed.netloc:
             raise ValueError(f"PACS_STORAGE_URL {url!r} names no bucket (s3://BUCKET[/prefix])")

@@ -66,7 +66,7 @@ class StorageSettings(BaseSettings):
 
     @property
     def intake_dir(self) -> Path:
-        """Acknowledged objects waiting for the indexer (deferred indexing, storage/intake.py)."""
+        """Acknowledged objects waiting for the indexer (deferred indexing, storage/ingest/intake.py)."""
         return self.data_dir.resolve() / "intake"
 
     @property

@@ -93,27 +93,17 @@ def _throttled() -> HTTPException:
     return HTTPException(429, "too many failed logins: try again later", headers={"Retry-After": "60"})
 
 
+def _authenticator(request: Request) -> accounts.Authenticator:
+    return accounts.Authenticator(_archive(request).db)
+
+
 def _by_token(request: Request, secret: str) -> Caller:
-    db = _archive(request).db
-    now = accounts.now_utc()
-    with db.read_session(settle=False) as session:
-        found = accounts.lookup_token(session, secret, now)
-    if found is None:
-        address = client_address(request)
-
-        def fail(session: Any) -> bool:
-            if accounts.throttled(session, "(token)", address, now):
-                return True
-            accounts.record_failure(session, "(token)", address, "bearer", "unknown, expired or revoked token", now)
-            return False
-
-        if db.write(fail, settle=False):
-            raise _throttled()
+    result = _authenticator(request).token(secret, client_address(request))
+    if result.throttled:
+        raise _throttled()
+    if result.identity is None:
         raise _unauthorized("invalid or expired token")
-    identity, token_id, stale = found
-    if stale:
-        db.write(lambda session: accounts.touch_token(session, token_id, now), settle=False)
-    return Caller(identity, "bearer")
+    return Caller(result.identity, "bearer")
 
 
 def _by_password(request: Request, encoded: str) -> Caller:
@@ -123,12 +113,7 @@ def _by_password(request: Request, encoded: str) -> Caller:
         raise _unauthorized("malformed Basic credentials") from None
     if not sep:
         raise _unauthorized("malformed Basic credentials")
-    result = _archive(request).db.write(
-        lambda session: accounts.authenticate_password(
-            session, username, password, client_address(request), how="basic"
-        ),
-        settle=False,
-    )
+    result = _authenticator(request).password(username, password, client_address(request), how="basic")
     if result.throttled:
         raise _throttled()
     if result.identity is None:
@@ -137,14 +122,9 @@ def _by_password(request: Request, encoded: str) -> Caller:
 
 
 def _by_session(request: Request, secret: str) -> Caller | None:
-    db = _archive(request).db
-    now = accounts.now_utc()
-    with db.read_session(settle=False) as session:
-        found = accounts.lookup_session(session, secret, now, _idle(request))
+    found = _authenticator(request).session(secret, _idle(request))
     if found is None:
         return None
-    if found.stale:
-        db.write(lambda session: accounts.touch_session(session, found.session_id, now), settle=False)
     return Caller(found.identity, "session", found.session_id, found.csrf_token)
 
 

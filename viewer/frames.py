@@ -31,7 +31,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
 from storage.archive import Archive
-from storage.retrieve import StoredInstance
+from storage.index.retrieve import StoredInstance
 
 
 class FrameError(Exception):
@@ -179,7 +179,7 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
                 array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
     except FrameError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "cannot decode", not a crash
+    except Exception as exc:  # any decoder failure means "cannot decode", not a crash
         raise FrameError(f"cannot decode frame {number}: {exc}") from exc
     finally:
         stream.seek(0)

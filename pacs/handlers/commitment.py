@@ -1,7 +1,7 @@
 """Storage Commitment Push Model SCP (PS3.4 Annex J): N-ACTION in, N-EVENT-REPORT out.
 
 The N-ACTION is answered at once (the request is accepted); the archive then
-decides per instance (:func:`storage.commitment.commit`: indexed, object present,
+decides per instance (:func:`storage.records.commitment.commit`: indexed, object present,
 checksum verified) and the result goes out as an N-EVENT-REPORT: on the same
 association when it is still open (J.3.3), else on a new association to the
 requesting AE, which must be a known peer (its host and port come from there).
@@ -24,13 +24,13 @@ from pynetdicom.presentation import build_context, build_role
 
 from pacs.actor import actor_of
 from pacs.policy import set_nodelay
+from pacs.service_uids import STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_PUSH_INSTANCE
 from pacs.status import Status
-from pacs.uids import STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_PUSH_INSTANCE
 from storage.archive import Archive, CommitmentFailure
 from storage.audit import Actor, AuditRecord
-from storage.commitment import CommitmentReport, Reference, commit
-from storage.peers import PeerRegistry
-from storage.uids import is_valid_uid
+from storage.dicom.uids import is_valid_uid
+from storage.records.commitment import CommitmentReport, Reference, commit
+from storage.records.peers import PeerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class CommitmentService:
             return Status.NO_SUCH_ACTION, None
         try:
             info = event.action_information
-        except Exception:  # undecodable action information
+        except Exception:  # noqa: BLE001 - undecodable action information
             log.warning("N-ACTION from %s: undecodable action information", actor.name)
             return Status.PROCESSING_FAILURE, None
         transaction_uid = str(info.get("TransactionUID", "") or "")
@@ -201,7 +201,7 @@ class CommitmentService:
             status, _ = assoc.send_n_event_report(
                 dataset, event_type, STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_PUSH_INSTANCE
             )
-        except Exception as exc:  # no usable context, association lost
+        except Exception as exc:  # noqa: BLE001 - no usable context, association lost
             log.warning("N-EVENT-REPORT not sent: %s", exc)
             return False
         return bool(status) and int(getattr(status, "Status", -1)) == Status.SUCCESS

@@ -16,8 +16,8 @@ from pacs.identifiers import (
     query_from_identifier,
     response_identifier,
 )
+from pacs.service_uids import PATIENT_ROOT_FIND
 from pacs.status import Status
-from pacs.uids import PATIENT_ROOT_FIND
 from storage.archive import Archive
 from storage.errors import IndexUnavailable, InvalidQuery
 

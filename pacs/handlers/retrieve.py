@@ -40,13 +40,13 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pacs.actor import actor_of
 from pacs.identifiers import PATIENT_ROOT_LEVELS, STUDY_ROOT_LEVELS, InvalidIdentifier, query_from_identifier
 from pacs.policy import AssociationPolicy, set_nodelay
+from pacs.service_uids import PATIENT_ROOT_GET, PATIENT_ROOT_MOVE
 from pacs.status import Status
-from pacs.uids import PATIENT_ROOT_GET, PATIENT_ROOT_MOVE
 from storage.archive import Archive
-from storage.attributes import UNIQUE_KEYS, Level
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError, IndexUnavailable, InvalidQuery
-from storage.query import Match, Query
+from storage.index.attributes import UNIQUE_KEYS, Level
+from storage.index.query import Match, Query
 
 log = logging.getLogger(__name__)
 

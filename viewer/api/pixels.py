@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from storage.archive import Archive
-from storage.catalog import InstanceRecord
 from storage.errors import InvalidQuery
+from storage.index.catalog import InstanceRecord
 from viewer import frames
 
 MAX_SCALE = 64

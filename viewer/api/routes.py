@@ -1,7 +1,7 @@
 """``/api/`` routes: search, a component's history, an inspection, an image's details and raw frames.
 
 Every route declares its permission (:func:`viewer.auth.require`) and every read is audited.
-Queries go through :class:`storage.catalog.Catalog`; no SQL here.
+Queries go through :class:`storage.index.catalog.Catalog`; no SQL here.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydicom.datadict import dictionary_description, keyword_for_tag
 
-from storage.annotations import AnnotationConflict, AnnotationRecord, Annotations, Draft, InvalidAnnotation
 from storage.archive import Archive
 from storage.audit import AuditRecord
-from storage.catalog import MAX_PAGE, Catalog, InstanceRecord, Search, SearchLevel
-from storage.diconde.vocabulary import BY_KEYWORD as NDT_TERMS
-from storage.diconde.vocabulary import TERMS, vocabulary
+from storage.dicom.diconde.vocabulary import BY_KEYWORD as NDT_TERMS
+from storage.dicom.diconde.vocabulary import TERMS, vocabulary
+from storage.dicom.spacing import Spacing as PixelSpacing
+from storage.dicom.spacing import numbers, pixel_spacing
 from storage.errors import ArchiveError, IndexUnavailable, InvalidQuery, NotFound, StorageUnavailable
-from storage.spacing import Spacing as PixelSpacing
-from storage.spacing import numbers, pixel_spacing
+from storage.index.catalog import MAX_PAGE, Catalog, InstanceRecord, Search, SearchLevel
+from storage.records.annotations import AnnotationConflict, AnnotationRecord, Annotations, Draft, InvalidAnnotation
 from viewer.api import pixels
 from viewer.api.models import (
     AnnotationCreate,
@@ -377,7 +377,7 @@ def search_inspections(
 )
 def get_component(request: Request, serial: str) -> ComponentDetail:
     """The component with serial *serial* and its inspections, oldest first."""
-    if not serial or len(serial) > 64:  # noqa: PLR2004 - LO is at most 64 characters
+    if not serial or len(serial) > 64:  # LO is at most 64 characters
         raise ApiProblem(400, "serial must be 1 to 64 characters")
     try:
         tree = Catalog(_archive(request).db).component(serial)

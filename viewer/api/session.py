@@ -86,16 +86,8 @@ def login(request: Request, form: Login, response: Response) -> dict[str, Any]:
     """Check name and password; set the session cookie; answer who logged in and the CSRF token."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise HTTPException(415, "send the login as application/json")
-    address = client_address(request)
-    archive = request.app.state.archive
-
-    def work(session: Any) -> tuple[accounts.LoginResult, tuple[str, str] | None]:
-        result = accounts.authenticate_password(session, form.username, form.password, address, how="session")
-        if result.identity is None:
-            return result, None
-        return result, accounts.open_session(session, result.identity, address)
-
-    result, opened = archive.db.write(work, settle=False)
+    authenticator = accounts.Authenticator(request.app.state.archive.db)
+    result, opened = authenticator.login(form.username, form.password, client_address(request))
     if result.throttled:
         raise HTTPException(429, "too many failed logins: try again later", headers={"Retry-After": "60"})
     if result.identity is None or opened is None:
@@ -112,10 +104,7 @@ def logout(request: Request, response: Response) -> Response:
     """End the browser session (its cookie is refused from now on) and clear the cookie."""
     caller = identify(request)
     if caller is not None and caller.session_id is not None:
-        session_id = caller.session_id
-        request.app.state.archive.db.write(
-            lambda s: accounts.end_session(s, session_id, request_actor(request)), settle=False
-        )
+        accounts.Authenticator(request.app.state.archive.db).logout(caller.session_id, request_actor(request))
     out = Response(status_code=204)
     out.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
     return out

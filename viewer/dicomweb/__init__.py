@@ -1,7 +1,7 @@
 """DICOMweb (PS3.18): STOW-RS, QIDO-RS, WADO-RS, rendered resources and WADO-URI.
 
 Thin: routes translate HTTP into the archive core's ingest path (``Archive.store_file``),
-its query model (``storage.query.Query``) and its retrieval methods, and the core's
+its query model (``storage.index.query.Query``) and its retrieval methods, and the core's
 results and errors back into PS3.18 responses.
 """
 

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, Response
 
 from storage.archive import Archive
 from storage.audit import AuditRecord
+from storage.dicom.uids import is_valid_uid
 from storage.errors import NotFound
-from storage.retrieve import StoredInstance
-from storage.uids import is_valid_uid
+from storage.index.retrieve import StoredInstance
 from viewer.auth import request_actor
 
 DICOM_JSON = "application/dicom+json"

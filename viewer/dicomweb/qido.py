@@ -1,6 +1,6 @@
 """QIDO-RS (PS3.18 §10.6): search studies, series and instances.
 
-A query string becomes the archive's one query object (``storage.query.Query``),
+A query string becomes the archive's one query object (``storage.index.query.Query``),
 matched by the same implementation as C-FIND (PS3.4 C.2.2.2). Results are
 ``application/dicom+json`` built from the index values; at instance level any
 other attribute asked with ``includefield`` comes from the stored header JSON.
@@ -16,8 +16,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from storage.attributes import BY_KEYWORD, Level
-from storage.query import Match, Query
+from storage.index.attributes import BY_KEYWORD, Level
+from storage.index.query import Match, Query
 from viewer.auth import SecuredRouter, request_actor, require
 from viewer.dicomweb.common import (
     PREFIX,

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from storage.archive import Archive
-from storage.retrieve import StoredInstance
+from storage.index.retrieve import StoredInstance
 from viewer.auth import SecuredRouter, require
 from viewer.dicomweb.common import PREFIX, READ, DicomWebError, accepted, archive_of, parse_media_type, stored_instances
 from viewer.frames import load_frame

@@ -22,7 +22,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from storage.archive import BULK_DATA_THRESHOLD, Archive
-from storage.retrieve import StoredInstance
+from storage.index.retrieve import StoredInstance
 from viewer.auth import SecuredRouter, require
 from viewer.dicomweb.common import (
     DICOM_JSON,
@@ -330,7 +330,7 @@ def _bulk_location(archive: Archive, instance: StoredInstance, tag: int) -> tupl
         raw = _find_raw(ds, tag)
     except DicomWebError:
         raise
-    except Exception as exc:  # noqa: BLE001 - unreadable stored object
+    except Exception as exc:  # unreadable stored object
         raise DicomWebError(406, f"cannot locate bulk data: {exc}") from exc
     finally:
         stream.close()

@@ -1,0 +1,1 @@
+"""Tests of the DICOM door (pacs/): real associations with pynetdicom and dcmtk."""

@@ -1,0 +1,1 @@
+"""Tests of the archive core (storage/): ingest, index, objects, audit, records."""
