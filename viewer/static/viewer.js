@@ -462,6 +462,7 @@ export class Viewer {
           a.version !== this.detail?.version ? `drawn on version ${a.version}` : ""].filter(Boolean).join(" · ");
       return h("li", { class: "measurement", "data-kind": a.kind, "data-id": a.id ?? null, "aria-busy": a.saving ? "true" : null },
         h("span", { class: "kind" }, names[a.kind] || a.kind, multi ? ` (frame ${a.frame})` : ""), " ",
+        a.label ? [h("span", { class: "label" }, a.label), " "] : null,
         h("span", { class: "value" }, a.text), " ",
         a.saving ? null : h("button", { type: "button", class: NEEDS_ANNOTATE, "aria-label": `Withdraw measurement ${i + 1}`, title: "Withdraw",
           onclick: () => this.withdraw([a], `Withdraw measurement ${i + 1} (${a.text})? The archive keeps it, marked as withdrawn by you.`) }, "✕"),
