@@ -16,6 +16,7 @@ from storage.archive import Archive
 from viewer import ui
 from viewer.api import routes as api_routes
 from viewer.api import session as session_routes
+from viewer.api import strict_query
 from viewer.auth import SecuredRouter, check_permissions, require
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 from viewer.settings import HttpSettings
@@ -85,6 +86,7 @@ def create_app(
 
     session_routes.install(app)
     api_routes.install(app)
+    strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
