@@ -54,10 +54,11 @@ def test_users_qualifications_and_tokens(pacs, tmp_path: Path) -> None:
     assert code == 0, err
     assert out == "ines: RT Level 2, certificate RT2-0042, valid until 2099-12-31\n"
     bad_date = pacs("user", "qualify", "ines", "--method", "UT", "--level", "2", "--cert", "X", "--valid-until", "soon")
-    assert bad_date[0] == 2 and "YYYY-MM-DD" in bad_date[2]
-    assert pacs(
-        "user", "qualify", "anna", "--method", "RT", "--level", "2", "--cert", "X", "--valid-until", "2099-01-01"
-    )[2] == ("error: only inspectors hold NDT qualifications; anna is auditor\n")
+    assert bad_date[0] == 2
+    assert "YYYY-MM-DD" in bad_date[2]
+    rt2 = ("--method", "RT", "--level", "2", "--cert", "X", "--valid-until", "2099-01-01")
+    auditor = pacs("user", "qualify", "anna", *rt2)
+    assert auditor[2] == "error: only inspectors hold NDT qualifications; anna is auditor\n"
     listing = pacs("user", "list")[1]
     assert "ines                  inspector   active    Ines Inspector" in listing
     assert "RT Level 2  cert RT2-0042  DGZfP  until 2099-12-31  vision test 2026-11-01" in listing
