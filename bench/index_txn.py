@@ -2,7 +2,7 @@
 
 Examines N Part 10 files up front (header parse, identity, index values: not measured), then
 indexes them into a fresh archive (SQLite, or PostgreSQL with --database-url) through
-``Archive.store_file``'s index step (``write_core`` + ``IndexWriter.index``) and, when the
+``Archive.store_file``'s index step (``Database.run`` + ``IndexWriter.index`` on its connection) and, when the
 tree has it, ``Archive.index_stored`` in batches. Reports CPU µs per instance
 (``time.process_time``).
 
@@ -87,7 +87,9 @@ def measure(corpus: Path, count: int, batch: int, database_url: str | None, prof
 
     def index_one(arch: Archive, identity: Any, values: Any, stored: Any) -> None:
         """What ``Archive.store_file`` does after writing the object."""
-        _result, known = arch.db.write_core(lambda c: arch.indexer.index(c, actor, identity, values, stored))
+        _result, known = arch.db.run(
+            lambda uow: arch.index_writer.index(uow.connection, actor, identity, values, stored)
+        )
         arch.indexer.remember(identity.series_instance_uid, known)
 
     def one_by_one(arch: Archive) -> None:

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace, work: Callable[[Session], T]) -> T | None:
     """Run *work* in one committed transaction; print account errors and return None."""
     db = _database(args)
     try:
-        return db.write(work)
+        return db.run(lambda uow: work(uow.session))  # the command's unit of work
     except (accounts.AccountError, NotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

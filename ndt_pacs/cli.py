@@ -132,11 +132,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1
 
 
-def _peer_registry(args: argparse.Namespace) -> Any:
-    from storage.factory import open_archive
-    from storage.records.peers import PeerRegistry
+def _core(args: argparse.Namespace) -> Any:
+    from storage.factory import build_core, open_archive
 
-    return PeerRegistry(open_archive(_storage_settings(args)).db)
+    return build_core(open_archive(_storage_settings(args)))
 
 
 def _cli_actor() -> Any:
@@ -152,16 +151,19 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     from storage.records.peers import PERMISSIONS, InvalidPeer
 
     allow = PERMISSIONS if args.allow is None else args.allow.split(",")
+    core = _core(args)
     try:
-        peer = _peer_registry(args).add(
-            args.ae_title,
-            args.host,
-            args.port,
-            _cli_actor(),
-            allow=allow,
-            description=args.description or "",
-            user=args.user,
-        )
+        with core.archive.unit_of_work(write=True) as uow:  # the command's unit of work
+            peer = core.peers.add(
+                uow,
+                args.ae_title,
+                args.host,
+                args.port,
+                _cli_actor(),
+                allow=allow,
+                description=args.description or "",
+                user=args.user,
+            )
     except InvalidPeer as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -172,7 +174,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
 
 def cmd_peer_list(args: argparse.Namespace) -> int:
     """List the known DICOM peers."""
-    peers = _peer_registry(args).list()
+    peers = _core(args).peers.list()
     print(f"{'AE title':<16}  {'address':<28}  {'allow':<26}  description")
     for peer in peers:
         address = f"{peer.host}:{peer.port}"
@@ -188,8 +190,10 @@ def cmd_peer_remove(args: argparse.Namespace) -> int:
     from storage.errors import NotFound
     from storage.records.peers import InvalidPeer
 
+    core = _core(args)
     try:
-        _peer_registry(args).remove(args.ae_title, _cli_actor())
+        with core.archive.unit_of_work(write=True) as uow:  # the command's unit of work
+            core.peers.remove(uow, args.ae_title, _cli_actor())
     except (InvalidPeer, NotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

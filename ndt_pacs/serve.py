@@ -22,7 +22,7 @@ from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage.archive import Archive
 from storage.audit.forward import Forwarder, parse_target
-from storage.factory import open_archive
+from storage.factory import build_core, open_archive
 from storage.ingest import indexer
 from storage.ingest.intake import Intake
 from storage.records import accounts
@@ -79,7 +79,7 @@ def serve(
     server: _Server | None = None
     if http_enabled:
         config = uvicorn.Config(
-            create_app(archive, settings=http),
+            create_app(build_core(archive), settings=http),
             host=http.host,
             port=http.http_port,
             log_level="info",

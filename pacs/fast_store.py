@@ -1,4 +1,16 @@
-"""C-STORE receive fast path: storage requests bypass pynetdicom's DIMSE layer (pynetdicom 3, pinned < 4).
+"""C-STORE receive fast path and the bounded PDU reader; pynetdicom's internals via pacs/pynetdicom_compat.py.
+
+Every PDU of an accepted connection is read here, from its first byte (PS3.8 9.3.1):
+
+* a PDU type that is not one of PS3.8 9.3's seven closes the connection at once
+  before association (an HTTP request, say), and aborts it after (PS3.8 9.2, AA-8);
+* a PDU longer than the limit aborts likewise: before association the hard limit
+  ``PACS_MAX_REQUEST_PDU``, after it the maximum length we announced
+  (``PACS_MAX_PDU``, PS3.8 D.1); the body is read as it arrives, never allocated
+  from the announced length;
+* a PDU whose last byte has not arrived ``PACS_PARTIAL_PDU_TIMEOUT`` seconds after
+  its first closes the connection; a connection that sends no A-ASSOCIATE-RQ is
+  closed by pynetdicom's ARTIM timer (PS3.8 9.1.5, ``PACS_PRE_ASSOCIATION_TIMEOUT``).
 
 pynetdicom decodes every command set with pydicom, hands the request to the
 association thread, runs its storage service class and encodes the response with
@@ -41,17 +53,20 @@ import os
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, _config, evt
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
+
+from pacs import pynetdicom_compat as compat
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +97,20 @@ _PDU_TYPES = range(0x01, 0x08)  # PS3.8 9.3: A-ASSOCIATE-RQ (0x01) .. A-ABORT (0
 _ELEMENT = struct.Struct("<HHI")  # implicit VR little endian: group, element, value length
 _US = struct.Struct("<H")
 _PDV_OVERHEAD = 6  # PS3.8 9.3.5.1: item length (4), context ID (1), message control header (1)
+_FIRST_BUFFER = 64 << 10  # a PDU body buffer starts this large and doubles as bytes arrive
+
+
+@dataclass(frozen=True)
+class PduLimits:
+    """Bounds on what a peer may send (storage.settings.LimitSettings)."""
+
+    max_pdu: int = 1 << 20  # the maximum length we announce (PS3.8 D.1), enforced after association
+    max_request_pdu: int = 256 << 10  # any PDU before association
+    partial_pdu_timeout: float = 30.0  # first byte to last byte of one PDU
+
+
+class _PartialPdu(Exception):
+    """A PDU did not arrive whole within the partial-PDU timeout."""
 
 
 class ProtocolError(Exception):
@@ -210,97 +239,134 @@ class FastStoreReceiver:
     """Takes C-STORE-RQ messages of one acceptor association off pynetdicom's DIMSE path."""
 
     def __init__(
-        self, assoc: Association, spool_dir: Path, storage_classes: Collection[str], *, hash_data: bool = True
+        self,
+        assoc: Association,
+        spool_dir: Path,
+        storage_classes: Collection[str],
+        *,
+        hash_data: bool = True,
+        limits: PduLimits | None = None,
+        take_stores: bool = True,
     ) -> None:
         self.assoc = assoc
         self.spool_dir = spool_dir
         self.hash_data = hash_data  # SHA-256 while spooling, for an archive that hashes before it answers
         self.storage_classes = storage_classes
-        self._forward = assoc.dimse.receive_primitive  # pynetdicom's own, for every other message
+        self.limits = limits or PduLimits()
+        self.take_stores = take_stores  # False: every message goes to pynetdicom, only reading is ours
+        self._refused = False  # an invalid PDU was answered with A-ABORT: close on the next data
+        self._forward: Callable[[P_DATA], None] = assoc.dimse.receive_primitive  # pynetdicom's own
         self._command: list[tuple[int, bytes]] = []  # fragments of the command set being received
         self._passing = False  # pynetdicom is in the middle of decoding a message
         self._incoming: _Incoming | None = None
         self._lock = threading.Lock()  # the DUL thread receives; `discard` may run on another
-        self._read_plain: Callable[[], None] = assoc.dul._read_pdu_data  # pynetdicom's PDU reader
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         """Stands in for ``DIMSEServiceProvider.receive_primitive`` (called on the DUL thread)."""
         self._receive_pdvs(primitive.presentation_data_value_list)
 
     def read_pdu(self) -> None:
-        """Stands in for ``DULServiceProvider._read_pdu_data`` (the DUL thread, data waiting on the socket).
+        """Stands in for pynetdicom's PDU reader (the DUL thread, data waiting on the socket).
 
-        In the established state (Sta6) a P-DATA-TF PDU only ever gives its PDVs to DIMSE
-        (PS3.8 9.2, Evt10 -> DT-2 -> Sta6): its PDV items (PS3.8 9.3.5.1) go straight to
-        :meth:`_receive_pdvs`, read with as few ``recv`` calls as the kernel allows, without
-        pynetdicom's PDU objects, event queue and state machine pass. Every other PDU, and
-        every PDU in another state, is read and decoded as pynetdicom does.
+        Bounds every PDU (see the module docstring). In the established state (Sta6) a
+        P-DATA-TF PDU only ever gives its PDVs to DIMSE (PS3.8 9.2, Evt10 -> DT-2 -> Sta6):
+        its PDV items (PS3.8 9.3.5.1) go straight to :meth:`_receive_pdvs`, without
+        pynetdicom's PDU objects, event queue and state machine pass. Every other PDU is
+        decoded as pynetdicom does.
         """
-        dul = self.assoc.dul
-        if dul.state_machine.current_state != "Sta6":
-            self._read_plain()
+        assoc = self.assoc
+        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        before_association = compat.awaiting_request(assoc)
+        if self._refused:
+            compat.close_transport(assoc)
             return
-        header = self._recv_exactly(6)
-        if header is None:
-            dul.event_queue.put("Evt17")  # transport connection closed
+        deadline = time.monotonic() + self.limits.partial_pdu_timeout
+        try:
+            header = self._recv_exactly(6, deadline)
+            if header is None:
+                compat.signal(assoc, compat.CONNECTION_CLOSED)
+                return
+            pdu_type, _, length = _PDU_HEADER.unpack(header)
+            limit = self.limits.max_request_pdu if before_association else self.limits.max_pdu
+            if pdu_type not in _PDU_TYPES or length > limit:
+                why = (
+                    f"PDU type 0x{pdu_type:02X} is not DICOM (PS3.8 9.3)"
+                    if pdu_type not in _PDU_TYPES
+                    else f"PDU of {length} bytes exceeds the limit of {limit}"
+                )
+                self._refuse(peer, why, before_association)
+                return
+            body = self._recv_exactly(length, deadline)
+        except _PartialPdu:
+            log.warning("closing connection from %s: no whole PDU within %.0f s", peer, self.limits.partial_pdu_timeout)
+            compat.close_transport(assoc)
             return
-        pdu_type, _, length = _PDU_HEADER.unpack(header)
-        body = self._recv_exactly(length)
         if body is None:
-            log.error("connection closed before the entire PDU was received")
-            dul.event_queue.put("Evt17")
+            log.error("connection from %s closed before the entire PDU was received", peer)
+            compat.signal(assoc, compat.CONNECTION_CLOSED)
             return
-        if pdu_type != _P_DATA_TF:
-            self._decoded_as_pynetdicom(header + body, pdu_type)
+        if pdu_type != _P_DATA_TF or not compat.is_established(assoc):
+            compat.decode_pdu(assoc, header + body)
             return
         items: list[tuple[int, bytes]] = []
         view, position = memoryview(body), 0
         while position < length:
             if position + 6 > length:
-                dul.event_queue.put("Evt19")  # a PDV item cut short: invalid PDU
+                compat.signal(assoc, compat.INVALID_PDU)  # a PDV item cut short: invalid PDU
                 return
             (item_length,) = _U32.unpack_from(body, position)
             end = position + 4 + item_length
             if item_length < 2 or end > length:
-                dul.event_queue.put("Evt19")
+                compat.signal(assoc, compat.INVALID_PDU)
                 return
             items.append((body[position + 4], view[position + 5 : end]))  # type: ignore[arg-type]
             position = end
         self._receive_pdvs(items)
 
-    def _recv_exactly(self, size: int) -> bytearray | None:
-        """*size* bytes from the association's socket, or None when the connection ended first."""
-        sock = self.assoc.dul.socket.socket  # type: ignore[union-attr]
+    def _refuse(self, peer: str, why: str, before_association: bool) -> None:
+        """Close at once before association; A-ABORT after it (PS3.8 9.2, AA-8), then close."""
+        log.warning("closing connection from %s: %s", peer, why)
+        if before_association:
+            compat.close_transport(self.assoc)
+            return
+        self._refused = True
+        self.discard()
+        compat.signal(self.assoc, compat.INVALID_PDU)
+
+    def _recv_exactly(self, size: int, deadline: float) -> bytearray | None:
+        """*size* bytes from the socket by *deadline*; None when the connection ended first.
+
+        The buffer grows with what arrives (never allocated from a peer's announced length).
+        Raises :class:`_PartialPdu` at the deadline.
+        """
+        sock = compat.raw_socket(self.assoc)
         if sock is None:
             return None
-        buffer = bytearray(size)
-        view, received = memoryview(buffer), 0
+        buffer = bytearray(min(size, _FIRST_BUFFER))
+        received = 0
+        previous_timeout = sock.gettimeout()
         try:
             while received < size:
-                count = sock.recv_into(view[received:], size - received)
+                if received == len(buffer):
+                    buffer.extend(bytes(min(size, 2 * len(buffer)) - len(buffer)))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _PartialPdu
+                sock.settimeout(remaining)
+                with memoryview(buffer)[received:] as tail:
+                    count = sock.recv_into(tail)
                 if count == 0:
                     return None
                 received += count
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
+            raise _PartialPdu from None
+        except OSError as exc:
             log.error("connection lost while receiving a PDU: %s", exc)
             return None
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous_timeout)
         return buffer
-
-    def _decoded_as_pynetdicom(self, data: bytearray, pdu_type: int) -> None:
-        """The rest of ``_read_pdu_data`` for a PDU other than P-DATA-TF (already read whole)."""
-        dul = self.assoc.dul
-        if pdu_type not in _PDU_TYPES:
-            log.error("unknown PDU type received 0x%02X", pdu_type)
-            dul.event_queue.put("Evt19")
-            return
-        try:
-            pdu, event = dul._decode_pdu(data)
-        except Exception:
-            log.exception("unable to decode the received PDU data")
-            dul.event_queue.put("Evt19")
-            return
-        dul.event_queue.put(event)
-        dul._recv_pdu.put(pdu)
 
     def _receive_pdvs(self, items: Iterable[tuple[int, bytes]]) -> None:
         try:
@@ -318,7 +384,7 @@ class FastStoreReceiver:
         self.discard()
         self._command = []
         self._passing = False
-        self.assoc.dul.event_queue.put("Evt19")
+        compat.signal(self.assoc, compat.INVALID_PDU)
 
     def _receive(self, context_id: int, pdv: bytes) -> None:
         if not pdv:
@@ -367,11 +433,11 @@ class FastStoreReceiver:
     def _pass(self, context_id: int, pdv: bytes) -> None:
         """Give one PDV to pynetdicom; its DIMSE layer holds a ``message`` until the last fragment."""
         self._forward(_pdata(context_id, pdv))
-        self._passing = self.assoc.dimse.message is not None
+        self._passing = compat.dimse_mid_message(self.assoc)
 
     def _claim(self, context_id: int, command: dict[int, bytes]) -> _Incoming | None:
         """A spool for this command if it is a plain C-STORE-RQ for us, else ``None`` (pynetdicom's)."""
-        if _us(command.get(_COMMAND_FIELD)) != C_STORE_RQ or _config.UNRESTRICTED_STORAGE_SERVICE:
+        if not self.take_stores or _us(command.get(_COMMAND_FIELD)) != C_STORE_RQ or compat.unrestricted_storage():
             return None
         data_set_type = _us(command.get(_DATA_SET_TYPE))
         message_id = _us(command.get(_MESSAGE_ID))
@@ -381,7 +447,7 @@ class FastStoreReceiver:
             sop_instance = _text(command.get(_AFFECTED_SOP_INSTANCE))
         except UnicodeDecodeError:
             return None
-        context = self.assoc._accepted_cx.get(context_id)
+        context = compat.accepted_context(self.assoc, context_id)
         if (
             data_set_type in (None, NO_DATA_SET)
             or message_id is None
@@ -391,7 +457,7 @@ class FastStoreReceiver:
             or context is None
             or context.abstract_syntax != sop_class
             or not context.transfer_syntax
-            or self.assoc._sent_release
+            or compat.release_sent(self.assoc)
         ):
             return None
         try:
@@ -434,17 +500,18 @@ class FastStoreReceiver:
                 incoming.path.unlink()  # the archive moved it unless the store failed
         # The DUL's state, not `assoc.is_established`: the association thread sets that flag only after
         # its EVT_ACCEPTED handlers ran, and a fast request can be answered before they finish.
-        if self.assoc.is_aborted or self.assoc.dul.state_machine.current_state != "Sta6":
+        if self.assoc.is_aborted or not compat.is_established(self.assoc):
             return  # PS3.8 9.2: no P-DATA outside the established state (Sta6)
         response = store_response(incoming.sop_class, incoming.sop_instance, incoming.message_id, status)
         self._send(incoming.context_id, response)
 
     def _handle(self, incoming: _Incoming) -> int:
         """The bound ``EVT_C_STORE`` handler's status, validated as pynetdicom's storage SCP does."""
-        context = self.assoc._accepted_cx[incoming.context_id]
+        context = compat.accepted_context(self.assoc, incoming.context_id)
+        assert context is not None  # checked when the request was claimed
         try:
             request = incoming.request
-            request._dataset_path = incoming.path  # what `Event.dataset_path` returns (STORE_RECV_CHUNKED_DATASET)
+            compat.set_dataset_path(request, incoming.path)
             if incoming.digest is not None:
                 request._pacs_sha256 = incoming.digest.hexdigest()  # type: ignore[attr-defined]
             status: Any = evt.trigger(self.assoc, evt.EVT_C_STORE, {"request": request, "context": context.as_tuple})
@@ -469,17 +536,10 @@ class FastStoreReceiver:
         for start in range(0, len(command), size):
             last = start + size >= len(command)
             pdvs.append((b"\x03" if last else b"\x01") + command[start : start + size])
-        dul = self.assoc.dul
-        if (
-            threading.current_thread() is dul
-            and dul.state_machine.current_state == "Sta6"
-            and not dul.to_provider_queue.queue
-            and dul.socket is not None
-        ):
-            dul.socket.send(b"".join(_pdu(context_id, pdv) for pdv in pdvs))
+        if compat.send_now(self.assoc, b"".join(_pdu(context_id, pdv) for pdv in pdvs)):
             return
         for pdv in pdvs:
-            dul.send_pdu(_pdata(context_id, pdv))
+            self.assoc.dul.send_pdu(_pdata(context_id, pdv))
 
     def discard(self) -> None:
         """Drop a partially received data set (association ended); nothing was handed to the archive."""
@@ -495,26 +555,42 @@ class FastStoreReceiver:
 
 
 class FastStore:
-    """Fits a :class:`FastStoreReceiver` on every association the listener accepts."""
+    """Fits a :class:`FastStoreReceiver` on every connection the listener accepts."""
 
-    def __init__(self, spool_dir: Path, storage_classes: Collection[str], *, hash_data: bool = True) -> None:
+    def __init__(
+        self,
+        spool_dir: Path,
+        storage_classes: Collection[str],
+        *,
+        hash_data: bool = True,
+        limits: PduLimits | None = None,
+    ) -> None:
         self.spool_dir = spool_dir
         self.storage_classes = frozenset(storage_classes)
         self.hash_data = hash_data
+        self.limits = limits or PduLimits()
+        self.take_stores = True
 
-    def handlers(self) -> list[Any]:
-        """Notification handlers to bind on the listener next to the C-STORE handler."""
-        return [(evt.EVT_REQUESTED, self.attach), (evt.EVT_CONN_CLOSE, self.detach)]
+    def handlers(self, *, take_stores: bool = True) -> list[Any]:
+        """Notification handlers to bind on the listener; *take_stores* False: bounded reading only."""
+        self.take_stores = take_stores
+        return [(evt.EVT_CONN_OPEN, self.attach), (evt.EVT_CONN_CLOSE, self.detach)]
 
     def attach(self, event: Event) -> None:
-        """``EVT_REQUESTED``: before A-ASSOCIATE-AC is sent, so before any P-DATA can arrive."""
+        """``EVT_CONN_OPEN``: before the association runs, so before any PDU is read."""
         assoc = event.assoc
         if not assoc.is_acceptor or getattr(assoc, "_pacs_fast_store", None) is not None:
             return
-        receiver = FastStoreReceiver(assoc, self.spool_dir, self.storage_classes, hash_data=self.hash_data)
-        assoc.dimse.receive_primitive = receiver.receive_primitive  # type: ignore[method-assign]
-        receiver._read_plain = assoc.dul._read_pdu_data
-        assoc.dul._read_pdu_data = receiver.read_pdu  # type: ignore[method-assign]
+        receiver = FastStoreReceiver(
+            assoc,
+            self.spool_dir,
+            self.storage_classes,
+            hash_data=self.hash_data,
+            limits=self.limits,
+            take_stores=self.take_stores,
+        )
+        receiver._forward = compat.replace_dimse_receiver(assoc, receiver.receive_primitive)
+        compat.replace_pdu_reader(assoc, receiver.read_pdu)
         assoc._pacs_fast_store = receiver  # type: ignore[attr-defined]
 
     def detach(self, event: Event) -> None:

@@ -22,6 +22,7 @@ from pydicom.uid import UID
 from pynetdicom import evt
 from pynetdicom.events import Event
 
+from pacs import pynetdicom_compat
 from pacs.actor import ACCOUNT_ATTRIBUTE
 from pacs.settings import DicomSettings
 from pacs.status import Status
@@ -41,7 +42,7 @@ REASON_CALLED_AE_NOT_RECOGNIZED = 0x07
 
 def set_nodelay(event: Event) -> None:
     """``EVT_CONN_OPEN`` handler for associations we request: disable Nagle (environment.md)."""
-    sock = getattr(event.assoc.dul.socket, "socket", None)
+    sock = pynetdicom_compat.raw_socket(event.assoc)
     if sock is not None:
         with contextlib.suppress(OSError):  # TLS wrappers or closed sockets
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -23,6 +23,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
+from pacs import pynetdicom_compat
 from pacs.sop_classes import register_diconde_sop_classes
 from pacs.status import Status
 
@@ -76,7 +77,7 @@ def push_datasets(
     assoc = ae.associate(host, port, contexts=contexts, ae_title=called_ae, max_pdu=0)
     if not assoc.is_established:
         raise PushError(f"association with {called_ae}@{host}:{port} was not established")
-    sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+    sock = pynetdicom_compat.raw_socket(assoc)
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     report = PushReport()

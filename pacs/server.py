@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import socket
 import socketserver
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE, _config, evt, transport
-from pynetdicom.presentation import PresentationContext
+from pynetdicom import AE, evt
+from pynetdicom import __version__ as pynetdicom_version
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
-from pacs import reactor
-from pacs.fast_store import FastStore
+from pacs import pynetdicom_compat
+from pacs.fast_store import FastStore, PduLimits
 from pacs.handlers.commitment import CommitmentService
 from pacs.handlers.echo import handle_echo
 from pacs.handlers.find import handle_find
@@ -46,17 +46,49 @@ TRANSFER_SYNTAXES = [str(uid) for uid in AllTransferSyntaxes]
 
 
 class NoDelayAssociationServer(ThreadedAssociationServer):
-    """Association server that disables Nagle's algorithm on accepted sockets.
+    """Association server that disables Nagle's algorithm and bounds connections per peer address.
 
     With Nagle on, each small PDU waits for the peer's delayed ACK and loopback
-    throughput falls about 20x (measured on this machine, environment.md).
+    throughput falls about 20x (bench/README.md). A peer address holding
+    ``max_per_address`` connections gets its next one closed at once, so half-open
+    junk connections from one host cannot take every association slot (pynetdicom counts
+    them against ``maximum_associations`` and then refuses real devices with
+    "local-limit-exceeded", PS3.8 9.3.4).
     """
+
+    max_per_address = 1 << 30  # DicomListener sets the configured limit
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: dict[str, list[socket.socket]] = {}  # per peer address, the connections not yet closed
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept a connection and set TCP_NODELAY on it."""
         client, address = super().get_request()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Count the connection against its address; refuse (close) it over the limit.
+
+        A connection counts until its socket is closed (pynetdicom closes it when the
+        association ends, however it ends).
+        """
+        host = str(client_address[0])
+        with self._open_lock:
+            for address in list(self._open):
+                still_open = [sock for sock in self._open[address] if sock.fileno() != -1]
+                if still_open:
+                    self._open[address] = still_open
+                else:
+                    del self._open[address]
+            connections = self._open.setdefault(host, [])
+            if len(connections) >= self.max_per_address:
+                log.warning("closing connection from %s: already %d open from that address", host, len(connections))
+                return False
+            connections.append(request)
+        return True
 
 
 class SharedPortAssociationServer(NoDelayAssociationServer):
@@ -74,33 +106,18 @@ class SharedPortAssociationServer(NoDelayAssociationServer):
         super().server_bind()
 
 
-def _copy_contexts(value: Any, memo: dict[int, Any] | None = None) -> Any:
-    """``deepcopy`` for pynetdicom's transport module, quick for the one thing it copies.
-
-    Each accepted association gets its own copy of the listener's ~200 presentation contexts
-    (``RequestHandler._create_association``); a generic deep copy of them took ~50 ms per
-    association here. A context holds immutable values and one list of transfer syntax UIDs
-    (immutable ``str``), so a shallow copy with its own list is a deep copy.
-    """
-    if isinstance(value, list) and all(type(cx) is PresentationContext for cx in value):
-        copies = []
-        for context in value:
-            duplicate = copy.copy(context)
-            duplicate._transfer_syntax = list(context._transfer_syntax)
-            copies.append(duplicate)
-        return copies
-    return copy.deepcopy(value, memo)
-
-
 def build_ae(settings: DicomSettings) -> AE:
     """The application entity with every presentation context we accept as SCP."""
-    reactor.install()  # event-driven idle waits instead of pynetdicom's 1 ms polling
-    transport.deepcopy = _copy_contexts  # type: ignore[assignment]
-    _config.STORE_RECV_CHUNKED_DATASET = True  # spool data sets to disk as they arrive
-    _config.STORE_SEND_CHUNKED_DATASET = True  # C-GET/C-MOVE send stored files as they are, streamed
+    if settings.plain_pynetdicom:
+        log.info("running on plain pynetdicom %s: no fast receive path (PACS_PLAIN_PYNETDICOM)", pynetdicom_version)
+    else:
+        pynetdicom_compat.install_patches()  # version check, event-driven idle waits, quick context copies
+    pynetdicom_compat.use_chunked_datasets()  # spool received data sets; send stored files as they are
     ae = AE(ae_title=settings.ae_title)
-    ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs (pynetdicom#367)
+    # Large PDUs (pynetdicom#367: small ones are slow), but bounded: the fast path refuses longer ones.
+    ae.maximum_pdu_size = settings.limits.max_pdu
     ae.network_timeout = settings.network_timeout
+    ae.acse_timeout = settings.limits.pre_association_timeout  # ARTIM (PS3.8 9.1.5)
     ae.maximum_associations = settings.max_associations
     ae.require_called_aet = True
     ae.add_supported_context(VERIFICATION, TRANSFER_SYNTAXES)
@@ -123,12 +140,18 @@ def build_handlers(archive: Archive, settings: DicomSettings) -> list[Any]:
     retrieve = RetrieveService(archive, policy)
     commitment = CommitmentService(archive, peers, settings.ae_title)
     # Deferred indexing hashes in the indexer, off the sender's critical path (storage/ingest/intake.py).
-    fast_store = FastStore(archive.spool_dir, storage_sop_classes(), hash_data=archive.intake is None)
-    fast = fast_store.handlers() if settings.fast_store else []
+    limits = PduLimits(
+        max_pdu=settings.limits.max_pdu,
+        max_request_pdu=settings.limits.max_request_pdu,
+        partial_pdu_timeout=settings.limits.partial_pdu_timeout,
+    )
+    fast_store = FastStore(archive.spool_dir, storage_sop_classes(), hash_data=archive.intake is None, limits=limits)
+    fast = fast_store.handlers(take_stores=settings.fast_store) if not settings.plain_pynetdicom else []
+    store = partial(handle_store, settle_each=settings.plain_pynetdicom)
     return [
         *fast,
         (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, policy.guard("store", handle_store, Status.NOT_AUTHORIZED), [archive]),
+        (evt.EVT_C_STORE, policy.guard("store", store, Status.NOT_AUTHORIZED), [archive]),
         (evt.EVT_C_FIND, policy.guard("query", handle_find, Status.NOT_AUTHORIZED), [archive, settings.ae_title]),
         (evt.EVT_C_GET, retrieve.handle_get),
         (evt.EVT_C_MOVE, retrieve.handle_move),
@@ -154,7 +177,8 @@ class DicomListener:
             server_class=SharedPortAssociationServer if self.settings.dicom_workers > 1 else NoDelayAssociationServer,
         )
         assert isinstance(server, NoDelayAssociationServer)
-        self.ae._servers.append(server)
+        server.max_per_address = self.settings.limits.max_associations_per_address
+        pynetdicom_compat.register_server(self.ae, server)
         threading.Thread(target=server.serve_forever, name="dicom-listener", daemon=True).start()
         self._server = server
         log.info("DICOM listener %s on %s:%d", self.settings.ae_title, self.settings.host, self.port)
@@ -180,6 +204,5 @@ class DicomListener:
             log.warning("aborting association with %s after %.0f s grace", assoc.requestor.ae_title, grace)
             assoc.abort()
         server.server_close()  # joins the association threads
-        if server in self.ae._servers:
-            self.ae._servers.remove(server)
+        pynetdicom_compat.unregister_server(self.ae, server)
         self._server = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.settings import LimitSettings
+
 
 class DicomSettings(BaseSettings):
     """Where and as whom the DIMSE listener answers."""
@@ -24,6 +26,12 @@ class DicomSettings(BaseSettings):
         default=True,
         description="C-STORE requests bypass pynetdicom's DIMSE layer (pacs/fast_store.py; PACS_FAST_STORE)",
     )
+    plain_pynetdicom: bool = Field(
+        default=False,
+        description="Run on plain pynetdicom: no patches of its internals, no fast path "
+        "(pacs/pynetdicom_compat.py; PACS_PLAIN_PYNETDICOM)",
+    )
+    limits: LimitSettings = Field(default_factory=LimitSettings, description="PDU, timeout and peer limits")
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds open associations get to finish")
     dicom_workers: int = Field(
         default=1,

@@ -38,6 +38,7 @@ from storage.index.db import Database
 from storage.index.models import Instance
 from storage.index.query import Match, Query, run_query
 from storage.index.retrieve import StoredInstance, iter_object, list_instances, open_object
+from storage.index.unit_of_work import UnitOfWork
 from storage.ingest.admission import examine_for_admission
 from storage.ingest.index_writer import (
     IndexItem,
@@ -133,7 +134,9 @@ class Archive:
         # the object a concurrent store of the same bytes is about to acknowledge.
         self.objects.put_file(stored.key, path, move=move)
         try:
-            result, known = self.db.write_core(lambda c: self.index_writer.index(c, actor, identity, values, stored))
+            result, known = self.db.run(
+                lambda uow: self.index_writer.index(uow.connection, actor, identity, values, stored)
+            )
         except Exception:
             self.index_writer.forget(identity.series_instance_uid)
             log.warning("object %s left unindexed after a failed index transaction", stored.key)
@@ -146,7 +149,6 @@ class Archive:
     def use_intake(self, intake: Intake) -> None:
         """Acknowledge stores through :meth:`admit_file` once durable in *intake*; reads wait for the indexer."""
         self.intake = intake
-        self.db.before_read = intake.settle
 
     def admit_file(self, path: Path, actor: Actor) -> Entry:
         """The receiver's half of a deferred store: check the file, make it durable in the intake.
@@ -243,7 +245,7 @@ class Archive:
         if not items:
             return []
         try:
-            batch = self.db.write_core(lambda c: self.index_writer.index_many(c, items))
+            batch = self.db.run(lambda uow: self.index_writer.index_many(uow.connection, items))
         except Exception:
             self.index_writer.forget_all({item.identity.series_instance_uid for item in items})
             log.warning("%d objects left unindexed after a failed index transaction", len(items))
@@ -257,30 +259,55 @@ class Archive:
             detail["size"] = path.stat().st_size
         self.record(AuditRecord(actor=actor, action="store", outcome="failure", detail=detail))
 
-    # -- queries and audit ---------------------------------------------------------
+    # -- units of work, queries and audit ---------------------------------------------
 
-    def find(self, query: Query, actor: Actor, *, action: str = "find") -> list[Match]:
-        """Run *query* (bounded by ``max_results``) and audit it as *action*."""
-        with self.db.read_session() as session:
-            matches = run_query(session, query, self.max_results)
-        self.record(
-            AuditRecord(
-                actor=actor,
-                action=action,
-                outcome="success",
-                detail={
-                    "level": query.level.value,
-                    "filters": {k: v for k, v in query.filters.items() if v},
-                    "matches": len(matches),
-                },
+    @contextlib.contextmanager
+    def unit_of_work(self, *, write: bool = False) -> Iterator[UnitOfWork]:
+        """The unit of work of one request, DIMSE operation or command: committed at the end of the block.
+
+        Reads begin here, so with deferred indexing this first waits for every store
+        acknowledged before it (``Intake.settle``): a read sees every acknowledged instance.
+        """
+        if self.intake is not None:
+            self.intake.settle()
+        with self.db.unit_of_work(write=write) as uow:
+            yield uow
+
+    @contextlib.contextmanager
+    def _unit(self, uow: UnitOfWork | None) -> Iterator[UnitOfWork]:
+        if uow is not None:
+            yield uow
+            return
+        with self.unit_of_work() as own:
+            yield own
+
+    def find(self, query: Query, actor: Actor, *, action: str = "find", uow: UnitOfWork | None = None) -> list[Match]:
+        """Run *query* (bounded by ``max_results``) in *uow* (or its own) and audit it as *action*."""
+        with self._unit(uow) as unit:
+            matches = run_query(unit.session, query, self.max_results)
+            self.audit_read(
+                unit,
+                AuditRecord(
+                    actor=actor,
+                    action=action,
+                    outcome="success",
+                    detail={
+                        "level": query.level.value,
+                        "filters": {k: v for k, v in query.filters.items() if v},
+                        "matches": len(matches),
+                    },
+                ),
             )
-        )
         return matches
+
+    def audit_read(self, uow: UnitOfWork, record: AuditRecord) -> None:
+        """Audit a read done in *uow*: appended once *uow* has committed, off the read's transaction."""
+        uow.after_commit(lambda: self.record(record))
 
     def record(self, record: AuditRecord) -> None:
         """Append *record* to the audit log in its own transaction (best effort when down)."""
         try:
-            self.db.write(lambda s: audit.append(s, record))
+            self.db.run(lambda uow: audit.append(uow.session, record))
         except IndexUnavailable:
             log.error("audit entry not written, index unavailable: %s", record)
 
@@ -294,10 +321,10 @@ class Archive:
         """
         since = datetime.now(UTC) - window
         try:
-            with self.db.read_session() as session:
-                if audit.seen_since(session, record, since):
+            with self.db.unit_of_work() as uow:
+                if audit.seen_since(uow.session, record, since):
                     return False
-            return self.db.write(lambda s: audit.append_unless_seen(s, record, since)) is not None
+            return self.db.run(lambda uow: audit.append_unless_seen(uow.session, record, since)) is not None
         except IndexUnavailable:
             log.error("audit entry not written, index unavailable: %s", record)
             return False
@@ -305,11 +332,17 @@ class Archive:
     # -- retrieval ---------------------------------------------------------------
 
     def instances(
-        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None, *, with_header: bool = False
+        self,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        *,
+        with_header: bool = False,
+        uow: UnitOfWork | None = None,
     ) -> list[StoredInstance]:
         """The served instances of a study / series / instance; :class:`NotFound` when there are none."""
-        with self.db.read_session() as session:
-            found = list_instances(session, study_uid, series_uid, sop_uid, with_header=with_header)
+        with self._unit(uow) as unit:
+            found = list_instances(unit.session, study_uid, series_uid, sop_uid, with_header=with_header)
         if not found:
             what = sop_uid or series_uid or study_uid
             raise NotFound(f"no stored instances for {what}")
@@ -325,8 +358,8 @@ class Archive:
 
     def verify_audit(self) -> ChainReport:
         """Walk and check the audit hash chain."""
-        with self.db.read_session() as session:
-            return audit.verify_chain(session)
+        with self.db.unit_of_work() as uow:
+            return audit.verify_chain(uow.session)
 
     # -- retrieval and storage commitment ---------------------------------------
 
@@ -358,8 +391,8 @@ class Archive:
         Committed only when the instance is indexed under that SOP class and its
         served object exists and re-hashes to the recorded SHA-256.
         """
-        with self.db.read_session() as session:
-            row = session.execute(
+        with self.unit_of_work() as uow:
+            row = uow.session.execute(
                 select(Instance.sop_class_uid, Instance.object_key, Instance.sha256).where(
                     Instance.sop_instance_uid == sop_instance_uid
                 )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from storage.archive import Archive
 from storage.dicom import diconde
 from storage.index import migrate
+from storage.index.catalog import Catalog
 from storage.index.db import Database
 from storage.objects import ObjectStore
 from storage.objects.files import FileObjectStore
+from storage.records.accounts import Authenticator
+from storage.records.annotations import Annotations
+from storage.records.peers import PeerRegistry
 from storage.settings import StorageSettings
 
 
@@ -53,4 +58,26 @@ def open_archive(settings: StorageSettings, *, migrate_embedded: bool = True) ->
         open_object_store(settings),
         spool_dir=settings.spool_dir,
         max_results=settings.query_max_results,
+    )
+
+
+@dataclass(frozen=True)
+class Core:
+    """The archive core's services, built once by the composition root and handed to both doors."""
+
+    archive: Archive
+    catalog: Catalog
+    annotations: Annotations
+    peers: PeerRegistry
+    accounts: Authenticator
+
+
+def build_core(archive: Archive) -> Core:
+    """The services around *archive* (one set per process)."""
+    return Core(
+        archive=archive,
+        catalog=Catalog(),
+        annotations=Annotations(),
+        peers=PeerRegistry(archive.db),
+        accounts=Authenticator(archive.db),
     )

@@ -13,6 +13,39 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class LimitSettings(BaseSettings):
+    """What the archive accepts from a peer it does not trust yet: every limit in one group (docs/reliability.md).
+
+    The DICOM listener and the HTTP server read the same values (``PACS_`` environment variables).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PACS_", extra="ignore")
+
+    max_pdu: int = Field(
+        default=1 << 20,
+        ge=4096,
+        description="Maximum PDU length we announce (PS3.8 D.1) and enforce on every PDU after association",
+    )
+    max_request_pdu: int = Field(
+        default=256 << 10, ge=4096, description="Hard limit on any PDU before association (the A-ASSOCIATE-RQ)"
+    )
+    pre_association_timeout: float = Field(
+        default=10.0, gt=0, description="ARTIM (PS3.8 9.1.5): seconds from connection to A-ASSOCIATE-RQ"
+    )
+    partial_pdu_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a PDU may take from its first byte to its last"
+    )
+    max_associations_per_address: int = Field(
+        default=16, ge=1, description="Open DICOM connections per peer address; more are closed at once"
+    )
+    max_instance_size: int = Field(
+        default=4 << 30, ge=1 << 20, description="Largest instance accepted, in bytes, after inflating deflate"
+    )
+    max_nesting_depth: int = Field(
+        default=32, ge=1, description="Deepest sequence nesting accepted in a data set (SQ in SQ ...)"
+    )
+
+
 class StorageSettings(BaseSettings):
     """Where the index and the objects live."""
 
@@ -83,6 +116,6 @@ class StorageSettings(BaseSettings):
 
 
 @lru_cache
-def get_storage_settings() -> StorageSettings:
-    """Settings from the environment, read once per process."""
-    return StorageSettings()
+def limit_settings() -> LimitSettings:
+    """The limits from the environment, read once per process."""
+    return LimitSettings()

@@ -12,9 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage import __version__
-from storage.archive import Archive
-from viewer import ui
-from viewer.api import routes as api_routes
+from storage.factory import Core
+from viewer import api, ui
 from viewer.api import session as session_routes
 from viewer.api import strict_query
 from viewer.auth import SecuredRouter, check_permissions, require
@@ -28,9 +27,9 @@ _TO_LOGIN = (
 
 
 def create_app(
-    archive: Archive, *, permissions: Iterable[str] | None = None, settings: HttpSettings | None = None
+    core: Core, *, permissions: Iterable[str] | None = None, settings: HttpSettings | None = None
 ) -> FastAPI:
-    """The HTTP application serving *archive*.
+    """The HTTP application serving the archive *core* (its services built by the composition root).
 
     Every caller is authenticated and authorized per route (:mod:`viewer.auth`).
     *permissions*: this server grants at most these (a read-only node), whatever the roles allow.
@@ -44,6 +43,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    archive = core.archive
+    app.state.core = core
     app.state.archive = archive
     app.state.granted_permissions = None if permissions is None else check_permissions(permissions)
     app.state.http_settings = settings or HttpSettings()
@@ -85,7 +86,7 @@ def create_app(
         return await http_exception_handler(request, exc)
 
     session_routes.install(app)
-    api_routes.install(app)
+    api.install(app)
     strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)

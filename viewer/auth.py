@@ -94,7 +94,8 @@ def _throttled() -> HTTPException:
 
 
 def _authenticator(request: Request) -> accounts.Authenticator:
-    return accounts.Authenticator(_archive(request).db)
+    authenticator: accounts.Authenticator = request.app.state.core.accounts
+    return authenticator
 
 
 def _by_token(request: Request, secret: str) -> Caller:

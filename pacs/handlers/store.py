@@ -7,7 +7,8 @@ that file into the object store, so large objects never sit whole in memory.
 With deferred indexing (``pacs serve`` default) the file is admitted to the intake
 (``Archive.admit_file``: checked, durable) and answered; the indexer process indexes
 it moments later. The peer's A-RELEASE is answered only once every instance of the
-association is indexed, so a device that has released finds all it sent.
+association is indexed, so a device that has released finds all it sent
+(``PACS_PLAIN_PYNETDICOM``: each C-STORE is answered once its instance is indexed).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
+from pacs import pynetdicom_compat
 from pacs.actor import actor_of
 from pacs.status import Status
 from storage.archive import Archive
@@ -25,13 +27,20 @@ from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
 log = logging.getLogger(__name__)
 
 
-def handle_store(event: Event, archive: Archive) -> Status:
-    """Archive one instance; success only once it is durable and indexed."""
+def handle_store(event: Event, archive: Archive, *, settle_each: bool = False) -> Status:
+    """Archive one instance; success only once it is durable and indexed.
+
+    With deferred indexing the A-RELEASE-RP waits for the association's instances, or,
+    *settle_each* (plain pynetdicom, whose release cannot be held back), each answer does.
+    """
     actor = actor_of(event)
     try:
         if archive.intake is not None:
             entry = archive.admit_file(event.dataset_path, actor)
-            _admitted_on(event.assoc, archive).add(entry.name)
+            if settle_each:
+                archive.intake.settle({entry.name})
+            else:
+                _admitted_on(event.assoc, archive).add(entry.name)
             log.debug("C-STORE %s from %s: admitted", entry.name, actor.name)
             return Status.SUCCESS
         sha256 = getattr(event.request, "_pacs_sha256", None)  # hashed while received (pacs/fast_store.py)
@@ -57,14 +66,11 @@ def _admitted_on(assoc: Association, archive: Archive) -> set[str]:
     admitted = set()
     assoc._pacs_admitted = admitted  # type: ignore[attr-defined]
     intake = archive.intake
-    send_release = assoc.acse.send_release
 
-    def release_once_indexed(is_response: bool = False) -> None:
-        if is_response and intake is not None and admitted:
-            # PS3.8 7.2: the A-RELEASE-RP may follow whenever we are ready; answer it once the
-            # association's instances are findable, so a device that has released finds all it sent.
+    def settle() -> None:
+        # A device that has released finds all it sent.
+        if intake is not None and admitted:
             intake.settle(set(admitted))
-        send_release(is_response)
 
-    assoc.acse.send_release = release_once_indexed  # type: ignore[method-assign]
+    pynetdicom_compat.answer_release_after(assoc, settle)
     return admitted

@@ -132,7 +132,7 @@ class Forwarder:
             cursor.updated_at = datetime.now(UTC)
             return len(pending)
 
-        return self.db.write(send, attempts=1)
+        return self.db.run(lambda uow: send(uow.session), attempts=1)
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Forward until *stop*; a collector that is down is retried every *interval* seconds, nothing is lost."""

@@ -21,9 +21,16 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    AllTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+)
 
+from storage.dicom.uids import is_valid_uid
 from storage.errors import InvalidInstance
+from storage.settings import limit_settings
 
 # PS3.5 §7.1.2: explicit VRs with a 2-byte reserved field and a 4-byte length.
 _LONG_VRS = {
@@ -42,10 +49,16 @@ _LONG_VRS = {
     b"UV",
 }
 _UNDEFINED = 0xFFFFFFFF
+_KNOWN_SYNTAXES = frozenset(str(uid) for uid in AllTransferSyntaxes)
+
 _ITEM, _ITEM_END, _SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
 
 
 class _Truncated(Exception):
+    pass
+
+
+class _TooDeep(Exception):
     pass
 
 
@@ -63,8 +76,10 @@ class ReceivedFile:
 class _Walker:
     """Walks data elements by their headers (PS3.5 §7), skipping over values."""
 
-    def __init__(self, buf: mmap.mmap | bytes, *, implicit: bool, little: bool) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, *, implicit: bool, little: bool, max_depth: int = 32) -> None:
         self.buf = buf
+        self.max_depth = max_depth  # sequences in sequences: refused deeper than this
+        self._depth = 0
         self.end = len(buf)
         self.implicit = implicit
         order = "<" if little else ">"
@@ -105,6 +120,11 @@ class _Walker:
             if length == _UNDEFINED:
                 # PS3.5 §6.2.2: UN of undefined length holds implicit VR items.
                 pos = self.sequence(pos, implicit=implicit or vr == b"UN")
+            elif vr == b"SQ" and length:  # defined length: its items are walked too, to bound the nesting
+                stop = pos + length
+                if stop > end:
+                    raise _Truncated(f"value of ({group:04X},{elem:04X}) runs past the end")
+                pos = self.sequence(pos, implicit=False, stop=stop)
             else:
                 pos += length
                 if pos > end:
@@ -113,10 +133,24 @@ class _Walker:
             raise _Truncated("item without its delimiter")
         return pos
 
-    def sequence(self, pos: int, *, implicit: bool) -> int:
-        """Walk the items of an undefined-length sequence or encapsulated value (PS3.5 §7.5)."""
+    def sequence(self, pos: int, *, implicit: bool, stop: int | None = None) -> int:
+        """Walk the items of a sequence or encapsulated value (PS3.5 §7.5); *stop*: end of a defined length.
+
+        Raises :class:`_TooDeep` when sequences nest deeper than ``max_depth``.
+        """
+        self._depth += 1
+        if self._depth > self.max_depth:
+            raise _TooDeep(f"sequences nested deeper than {self.max_depth} levels")
+        try:
+            return self._items(pos, implicit=implicit, stop=stop)
+        finally:
+            self._depth -= 1
+
+    def _items(self, pos: int, *, implicit: bool, stop: int | None) -> int:
         buf, end, tag_u32 = self.buf, self.end, self._tag_u32.unpack_from
         while True:
+            if stop is not None and pos >= stop:
+                return pos
             if pos + 8 > end:
                 raise _Truncated(f"element header at byte {pos} is cut off")
             group, elem, length = tag_u32(buf, pos)
@@ -127,6 +161,15 @@ class _Walker:
                 raise _Truncated(f"expected an item at byte {pos - 8}")
             if length == _UNDEFINED:
                 pos = self.dataset(pos, in_item=True, implicit=implicit)
+            elif stop is not None and not implicit:  # an item of a defined-length explicit VR sequence
+                item_end = pos + length
+                if item_end > end:
+                    raise _Truncated("item runs past the end of the file")
+                saved, self.end = self.end, item_end
+                try:
+                    pos = self.dataset(pos, implicit=implicit)
+                finally:
+                    self.end = saved
             else:
                 pos += length
                 if pos > end:
@@ -155,16 +198,34 @@ def dataset_offset(buf: mmap.mmap | bytes) -> int:
     return pos
 
 
+def check_transfer_syntax(transfer_syntax: str) -> None:
+    """Refuse a transfer syntax that is not a DICOM one (PS3.5 Annex A, PS3.6 Annex A; e.g. ``1.2.3.4.5.6``).
+
+    Known syntaxes are pydicom's; any other must be a well-formed UID under the DICOM root
+    ``1.2.840.10008.1.2`` (a newer standard syntax), else the bytes cannot be understood.
+    """
+    if transfer_syntax in _KNOWN_SYNTAXES:
+        return
+    if not (transfer_syntax.startswith("1.2.840.10008.1.2.") and is_valid_uid(transfer_syntax)):
+        raise InvalidInstance(f"unknown transfer syntax {transfer_syntax[:80]!r} (0002,0010)")
+
+
 def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
-    """Raise :class:`InvalidInstance` unless every element's value is fully present."""
+    """Raise :class:`InvalidInstance` unless every element's value is fully present.
+
+    Also refuses an unknown transfer syntax and sequences nested deeper than
+    ``PACS_MAX_NESTING_DEPTH`` (before any recursive parser sees them).
+    """
+    check_transfer_syntax(transfer_syntax)
     start = dataset_offset(buf)
+    max_depth = limit_settings().max_nesting_depth
     try:
         if transfer_syntax == DeflatedExplicitVRLittleEndian:
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             body = inflater.decompress(bytes(buf[start:])) + inflater.flush()
             if not inflater.eof:
                 raise _Truncated("deflated data set ends before its end-of-stream marker")
-            _Walker(body, implicit=False, little=True).dataset(0)
+            _Walker(body, implicit=False, little=True, max_depth=max_depth).dataset(0)
             return
         implicit = transfer_syntax == ImplicitVRLittleEndian
         if not implicit and len(buf) >= start + 6:
@@ -173,10 +234,12 @@ def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
             implicit = (
                 not bytes(buf[start + 4 : start + 6]).isalpha() or not bytes(buf[start + 4 : start + 6]).isupper()
             )
-        walker = _Walker(buf, implicit=implicit, little=transfer_syntax != ExplicitVRBigEndian)
+        walker = _Walker(buf, implicit=implicit, little=transfer_syntax != ExplicitVRBigEndian, max_depth=max_depth)
         walker.dataset(start)
     except (_Truncated, zlib.error, struct.error) as exc:
         raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
+    except _TooDeep as exc:
+        raise InvalidInstance(str(exc)) from exc
 
 
 # Files up to this size are read into memory once (hashed, walked and parsed from there);
@@ -191,6 +254,8 @@ def _parse(fh: BinaryIO) -> tuple[Dataset, str]:
         ds = dcmread(fh, stop_before_pixels=True)
     except _PARSE_ERRORS as exc:
         raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
+    except RecursionError:  # nesting the structure walk could not see (implicit VR, defined lengths)
+        raise InvalidInstance("cannot parse DICOM header: sequences nested too deeply") from None
     ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     if not ts:
         raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")

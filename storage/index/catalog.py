@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from storage.errors import InvalidQuery, NotFound
 from storage.index.attributes import Level, attributes_at, split_multi
-from storage.index.db import Database
 from storage.index.models import Component, Instance, Series, Study
+from storage.index.unit_of_work import UnitOfWork
 
 MAX_PAGE = 200  # hard cap on one page of search results
 _DATE_LEN = 8
@@ -191,12 +191,9 @@ def _text_condition(search: Search, with_study: bool) -> ColumnElement[bool] | N
 
 
 class Catalog:
-    """Read-only queries over the index for browsing (the viewer's REST API)."""
+    """Read-only queries over the index for browsing (the viewer's REST API), in the caller's unit of work."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def search(self, search: Search) -> Page:
+    def search(self, uow: UnitOfWork, search: Search) -> Page:
         """Components or inspections matching *search*, sorted and paged (limit capped at MAX_PAGE)."""
         _check_date("date_from", search.date_from)
         _check_date("date_to", search.date_to)
@@ -227,13 +224,13 @@ class Catalog:
         if text is not None:
             stmt = stmt.where(text)
         order = sort_column.desc() if search.descending else sort_column.asc()
-        with self.db.read_session() as session:
-            total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-            page = stmt.order_by(order, tiebreak.desc() if search.descending else tiebreak.asc())
-            rows = session.execute(page.offset(search.offset).limit(search.limit)).all()
-            items = [self._item(search.level, row) for row in rows]
-            if search.level is SearchLevel.COMPONENT:
-                self._add_latest(session, items)
+        session = uow.session
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        page = stmt.order_by(order, tiebreak.desc() if search.descending else tiebreak.asc())
+        rows = session.execute(page.offset(search.offset).limit(search.limit)).all()
+        items = [self._item(search.level, row) for row in rows]
+        if search.level is SearchLevel.COMPONENT:
+            self._add_latest(session, items)
         return Page(total=total, offset=search.offset, limit=search.limit, items=items)
 
     @staticmethod
@@ -259,67 +256,65 @@ class Catalog:
         for item in items:
             item["LatestStudyDate"] = latest.get(item["PatientID"])
 
-    def component(self, patient_id: str) -> Tree:
+    def component(self, uow: UnitOfWork, patient_id: str) -> Tree:
         """A component and all its inspections, oldest first (children: study values + modalities)."""
-        with self.db.read_session() as session:
-            component = session.scalars(select(Component).where(Component.patient_id == patient_id)).one_or_none()
-            if component is None:
-                raise NotFound(f"no component {patient_id!r}")
-            studies = session.scalars(
-                select(Study)
-                .where(Study.component_id == component.id)
-                .order_by(Study.study_date.asc(), Study.study_time.asc(), Study.id.asc())
-            ).all()
-            return Tree(_values(component, Level.PATIENT), [_values(s, Level.STUDY) for s in studies])
+        session = uow.session
+        component = session.scalars(select(Component).where(Component.patient_id == patient_id)).one_or_none()
+        if component is None:
+            raise NotFound(f"no component {patient_id!r}")
+        studies = session.scalars(
+            select(Study)
+            .where(Study.component_id == component.id)
+            .order_by(Study.study_date.asc(), Study.study_time.asc(), Study.id.asc())
+        ).all()
+        return Tree(_values(component, Level.PATIENT), [_values(s, Level.STUDY) for s in studies])
 
-    def inspection(self, study_uid: str) -> tuple[dict[str, Any], Tree]:
+    def inspection(self, uow: UnitOfWork, study_uid: str) -> tuple[dict[str, Any], Tree]:
         """(component values, inspection tree): the inspection's series, each with its instances' values."""
-        with self.db.read_session() as session:
-            row = session.execute(
-                select(Study, Component)
-                .join(Component, Component.id == Study.component_id)
-                .where(Study.study_instance_uid == study_uid)
-            ).one_or_none()
-            if row is None:
-                raise NotFound(f"no inspection {study_uid!r}")
-            study, component = row
-            series_rows = session.scalars(
-                select(Series).where(Series.study_id == study.id).order_by(Series.series_number, Series.id)
+        session = uow.session
+        row = session.execute(
+            select(Study, Component)
+            .join(Component, Component.id == Study.component_id)
+            .where(Study.study_instance_uid == study_uid)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no inspection {study_uid!r}")
+        study, component = row
+        series_rows = session.scalars(
+            select(Series).where(Series.study_id == study.id).order_by(Series.series_number, Series.id)
+        ).all()
+        children = []
+        for series in series_rows:
+            instances = session.scalars(
+                select(Instance).where(Instance.series_id == series.id).order_by(Instance.instance_number, Instance.id)
             ).all()
-            children = []
-            for series in series_rows:
-                instances = session.scalars(
-                    select(Instance)
-                    .where(Instance.series_id == series.id)
-                    .order_by(Instance.instance_number, Instance.id)
-                ).all()
-                children.append(
-                    {**_values(series, Level.SERIES), "instances": [_values(i, Level.IMAGE) for i in instances]}
-                )
-            return _values(component, Level.PATIENT), Tree(_values(study, Level.STUDY), children)
-
-    def instance(self, sop_uid: str) -> InstanceRecord:
-        """One instance: index values, stored header and where its served version lives."""
-        with self.db.read_session() as session:
-            row = session.execute(
-                select(Instance, Series.series_instance_uid, Study.study_instance_uid, Component.patient_id)
-                .join(Series, Series.id == Instance.series_id)
-                .join(Study, Study.id == Series.study_id)
-                .join(Component, Component.id == Study.component_id)
-                .where(Instance.sop_instance_uid == sop_uid)
-            ).one_or_none()
-            if row is None:
-                raise NotFound(f"no instance {sop_uid!r}")
-            instance, series_uid, study_uid, patient_id = row
-            return InstanceRecord(
-                values=_values(instance, Level.IMAGE),
-                header=json.loads(instance.header_json or "{}"),
-                object_key=instance.object_key,
-                transfer_syntax_uid=instance.transfer_syntax_uid,
-                size_bytes=instance.size_bytes,
-                sha256=instance.sha256,
-                version=instance.version,
-                study_instance_uid=study_uid,
-                series_instance_uid=series_uid,
-                patient_id=patient_id,
+            children.append(
+                {**_values(series, Level.SERIES), "instances": [_values(i, Level.IMAGE) for i in instances]}
             )
+        return _values(component, Level.PATIENT), Tree(_values(study, Level.STUDY), children)
+
+    def instance(self, uow: UnitOfWork, sop_uid: str) -> InstanceRecord:
+        """One instance: index values, stored header and where its served version lives."""
+        session = uow.session
+        row = session.execute(
+            select(Instance, Series.series_instance_uid, Study.study_instance_uid, Component.patient_id)
+            .join(Series, Series.id == Instance.series_id)
+            .join(Study, Study.id == Series.study_id)
+            .join(Component, Component.id == Study.component_id)
+            .where(Instance.sop_instance_uid == sop_uid)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no instance {sop_uid!r}")
+        instance, series_uid, study_uid, patient_id = row
+        return InstanceRecord(
+            values=_values(instance, Level.IMAGE),
+            header=json.loads(instance.header_json or "{}"),
+            object_key=instance.object_key,
+            transfer_syntax_uid=instance.transfer_syntax_uid,
+            size_bytes=instance.size_bytes,
+            sha256=instance.sha256,
+            version=instance.version,
+            study_instance_uid=study_uid,
+            series_instance_uid=series_uid,
+            patient_id=patient_id,
+        )

@@ -1,4 +1,8 @@
-"""Engine and transactions: one engine per process, one session per unit of work.
+"""Engines and units of work: one engine per process, one transaction per unit of work.
+
+Every caller (an HTTP request, a DIMSE operation, a CLI command, an indexer batch) opens
+one :class:`~storage.index.unit_of_work.UnitOfWork`; core services write into it and flush,
+the caller commits.
 
 SQLite (embedded default) runs in WAL mode with ``synchronous=FULL`` (an
 acknowledged instance survives a crash) and write transactions start with
@@ -10,7 +14,6 @@ work are retried on serialization failures, deadlocks and unique-key races.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,10 +21,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from storage.errors import IndexUnavailable
-from storage.index.prepared import driver_error
+from storage.index.unit_of_work import UnitOfWork, begin_on_driver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,41 +58,11 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # Database.write_core begins on the driver connection before SQLAlchemy knows.
+        # A unit of work begins on the driver connection before SQLAlchemy knows.
         if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-            _begin_on_driver(conn, begin)
+            begin_on_driver(conn, begin)
 
     return engine
-
-
-def _begin_on_driver(conn: Connection, begin: str) -> None:
-    """Start a transaction with the statement *begin* (e.g. ``BEGIN IMMEDIATE``) on *conn*'s DBAPI connection."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(begin)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(conn.dialect, begin, (), exc) from exc
-    finally:
-        cursor.close()
-
-
-def _end(conn: Connection, *, commit: bool) -> None:
-    """Commit or roll back the transaction on *conn*, begun by SQLAlchemy or on the driver connection."""
-    if conn.in_transaction():  # the work ran statements through SQLAlchemy, which began its own transaction
-        if commit:
-            conn.commit()
-        else:
-            conn.rollback()
-        return
-    driver = conn.connection.dbapi_connection
-    assert driver is not None
-    try:
-        if commit:
-            driver.commit()
-        else:
-            driver.rollback()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(conn.dialect, "COMMIT" if commit else "ROLLBACK", (), exc) from exc
 
 
 class Database:
@@ -113,77 +86,53 @@ class Database:
             )
             self._write_engine = self.engine
             self._write_begin = None  # psycopg begins a transaction with the first statement
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
-        # Called before every read session and ORM write: deferred indexing sets it to
-        # Intake.settle, so a read sees every store acknowledged before it began.
-        self.before_read: Callable[[], object] | None = None
-        self._inside = threading.local()  # depth of read sessions / writes on this thread
 
     @contextmanager
-    def _settled(self, settle: bool = True) -> Iterator[None]:
-        """Run before_read on the outermost read or write of this thread only.
+    def unit_of_work(self, *, write: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction for the caller's block: committed at its end, rolled back on an error.
 
-        A read nested in a write (or another read) must not wait for the indexer: the
-        outer one already did, and its open transaction may hold the lock the indexer needs.
-        *settle* False: this unit of work does not read what ingest writes (accounts), never wait.
+        *write*: the unit of work writes (on SQLite it then takes the write lock when it
+        begins, so writers queue instead of failing on lock upgrade). A database error is
+        :class:`IndexUnavailable`; use :meth:`run` to re-run a block after a transient conflict.
         """
-        depth = getattr(self._inside, "depth", 0)
-        if depth == 0 and settle and self.before_read is not None:
-            self.before_read()
-        self._inside.depth = depth + 1
         try:
-            yield
-        finally:
-            self._inside.depth = depth
-
-    @contextmanager
-    def read_session(self, *, settle: bool = True) -> Iterator[Session]:
-        """A session for reads; rolled back and closed at the end (*settle*: see :meth:`_settled`)."""
-        try:
-            with self._settled(settle), self._read() as session:
-                yield session
-                session.rollback()
+            with self._raw_unit(write) as uow:
+                yield uow
         except (OperationalError, DBAPIError) as exc:
             raise IndexUnavailable(f"index database unavailable: {exc.orig or exc}") from exc
 
-    def write(self, work: Callable[[Session], T], *, attempts: int = 6, settle: bool = True) -> T:
-        """Run *work* in one write transaction (an ORM session) and commit; retry transient conflicts.
+    @contextmanager
+    def _raw_unit(self, write: bool) -> Iterator[UnitOfWork]:
+        if write:
+            uow = UnitOfWork(self._write_engine, write=True, begin=self._write_begin)
+        else:
+            uow = UnitOfWork(self.engine, write=False, begin="BEGIN" if self.is_sqlite else None)
+        try:
+            yield uow
+            uow.commit()
+        except BaseException:
+            uow.rollback()
+            raise
+        finally:
+            uow.close()
+
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True, attempts: int = 6) -> T:
+        """Run *work* in a unit of work and commit; re-run it in a fresh one after a transient conflict.
 
         *work* must be safe to re-run (it is called again after a rollback).
         """
 
-        def in_session() -> T:
-            with self._write() as session, session.begin():
-                return work(session)
+        def once() -> T:
+            with self._raw_unit(write) as uow:
+                return work(uow)
 
-        with self._settled(settle):
-            return self._retrying(in_session, attempts)
+        return self._retrying(once, attempts)
 
-    def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
-        """:meth:`write` on a plain Core connection: no ORM session (the ingest hot path).
-
-        The transaction is begun and ended on the DBAPI connection: SQLAlchemy's transaction
-        bookkeeping costs as much as a short statement. *work* may run statements through
-        SQLAlchemy too (the transaction is then ended through it).
-        """
-
-        def in_connection() -> T:
-            with self._write_engine.connect() as conn:
-                if self._write_begin is not None:
-                    _begin_on_driver(conn, self._write_begin)
-                try:
-                    result = work(conn)
-                except BaseException:
-                    try:
-                        _end(conn, commit=False)
-                    except Exception:  # the work's error is the one to report
-                        log.debug("rollback after a failed write transaction failed", exc_info=True)
-                    raise
-                _end(conn, commit=True)
-                return result
-
-        return self._retrying(in_connection, attempts)
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """The session of a read unit of work (a shorthand for reports and tests)."""
+        with self.unit_of_work() as uow:
+            yield uow.session
 
     def _retrying(self, transaction: Callable[[], T], attempts: int) -> T:
         for attempt in range(1, attempts + 1):

@@ -29,7 +29,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 def driver_error(dialect: Dialect, statement: str, parameters: Any, exc: Exception) -> Exception:
     """What SQLAlchemy raises for the driver error *exc* (IntegrityError, OperationalError, ...).
 
-    Callers' retry and error mapping (``Database.write_core``) then treat statements run on the
+    Callers' retry and error mapping (``Database.run``) then treat statements run on the
     DBAPI connection like statements run through SQLAlchemy.
     """
     return DBAPIError.instance(statement, parameters, exc, dialect.loaded_dbapi.Error, dialect=dialect)

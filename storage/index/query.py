@@ -98,6 +98,8 @@ def _condition(attribute: IndexedAttribute, value: str) -> ColumnElement[bool] |
         return column == number
     if vr == "UI":
         uids = [v.strip() for v in value.split("\\") if v.strip()]
+        if not uids:  # only separators: an empty UID list, not universal matching
+            raise InvalidQuery(f"{attribute.keyword}: {value[:40]!r} lists no UID")
         return column.in_(uids) if len(uids) > 1 else column == uids[0]  # C.2.2.2.2 UID list
     if vr in ("DA", "TM", "DT") and "-" in value and not attribute.multi:
         low, _, high = value.partition("-")

@@ -30,7 +30,7 @@ from storage.dicom.files import (
     check_complete,
     read_received_file,
 )
-from storage.dicom.uids import require_uid
+from storage.dicom.uids import require_component_id, require_uid
 from storage.errors import InvalidInstance
 from storage.ingest.index_writer import Identity, identity_of
 
@@ -39,7 +39,8 @@ _SOP_CLASS = 0x00080016
 _SOP_INSTANCE = 0x00080018
 _STUDY = 0x0020000D
 _SERIES = 0x0020000E
-_WANTED = {_SOP_CLASS, _SOP_INSTANCE, _STUDY, _SERIES}
+_PATIENT_ID = 0x00100020  # (0010,0020) LO: the component ID, checked for length (never truncated)
+_WANTED = {_SOP_CLASS, _SOP_INSTANCE, _PATIENT_ID, _STUDY, _SERIES}
 # File meta (PS3.10 §7.1)
 _META_SOP_INSTANCE = 0x00020003
 _META_TRANSFER_SYNTAX = 0x00020010
@@ -104,7 +105,9 @@ def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict
         if length == _UNDEFINED:
             pos = walker.sequence(pos, implicit=implicit or vr == b"UN")
             continue
-        if tag in _WANTED:
+        if tag == _PATIENT_ID:
+            require_component_id(bytes(buf[pos : pos + length]))
+        elif tag in _WANTED:
             found[tag] = _text(bytes(buf[pos : pos + length]))
         pos += length
     return found

@@ -33,7 +33,7 @@ from sqlalchemy import Column, Connection, String, Table, bindparam, delete, ins
 from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.dicom import header
-from storage.dicom.uids import require_uid
+from storage.dicom.uids import require_component_id, require_uid
 from storage.errors import InvalidInstance
 from storage.index.attributes import (
     FallbackReader,
@@ -219,7 +219,7 @@ class IndexValues:
         """Extract the indexed values of *ds* (header only)."""
         fallbacks = fallback_readers(ds)  # e.g. legacy DICONDE blocks: looked up once per data set
         return cls(
-            component_key=str(header.value(ds, _PATIENT_ID) or "")[:64],
+            component_key=require_component_id(header.value(ds, _PATIENT_ID)),
             patient=level_values(ds, Level.PATIENT, fallbacks),
             study=level_values(ds, Level.STUDY, fallbacks),
             series=level_values(ds, Level.SERIES, fallbacks),

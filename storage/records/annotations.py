@@ -30,8 +30,8 @@ from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.dicom.spacing import Spacing, pixel_spacing
 from storage.errors import ArchiveError, NotFound
-from storage.index.db import Database
 from storage.index.models import Annotation, Instance, Series, Study, utcnow
+from storage.index.unit_of_work import UnitOfWork
 
 # How many points each kind has: a segment, a vertex between two arms, two opposite corners.
 KINDS: dict[str, int] = {"length": 2, "angle": 3, "rect": 2, "ellipse": 2, "profile": 2}
@@ -228,31 +228,30 @@ def _instance(session: Session, sop_uid: str) -> tuple[Instance, str, str]:
 
 
 class Annotations:
-    """Create, list and withdraw annotations; every change audited in its own transaction."""
+    """Create, list and withdraw annotations in the caller's unit of work; every change audited in it."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def list(self, sop_uid: str, *, frame: int | None = None, include_withdrawn: bool = False) -> AnnotationList:
+    def list(
+        self, uow: UnitOfWork, sop_uid: str, *, frame: int | None = None, include_withdrawn: bool = False
+    ) -> AnnotationList:
         """The annotations of image *sop_uid* (of one frame when given), oldest first."""
-        with self.db.read_session() as session:
-            instance, series_uid, study_uid = _instance(session, sop_uid)
-            stmt = select(Annotation).where(Annotation.instance_id == instance.id)
-            if frame is not None:
-                stmt = stmt.where(Annotation.frame_number == _check_frame(frame, instance.number_of_frames or 1))
-            if not include_withdrawn:
-                stmt = stmt.where(Annotation.withdrawn_at.is_(None))
-            rows = session.scalars(stmt.order_by(Annotation.id)).all()
-            return AnnotationList(
-                study_instance_uid=study_uid,
-                series_instance_uid=series_uid,
-                sop_instance_uid=instance.sop_instance_uid,
-                version=instance.version,
-                items=[_record(row) for row in rows],
-            )
+        session = uow.session
+        instance, series_uid, study_uid = _instance(session, sop_uid)
+        stmt = select(Annotation).where(Annotation.instance_id == instance.id)
+        if frame is not None:
+            stmt = stmt.where(Annotation.frame_number == _check_frame(frame, instance.number_of_frames or 1))
+        if not include_withdrawn:
+            stmt = stmt.where(Annotation.withdrawn_at.is_(None))
+        rows = session.scalars(stmt.order_by(Annotation.id)).all()
+        return AnnotationList(
+            study_instance_uid=study_uid,
+            series_instance_uid=series_uid,
+            sop_instance_uid=instance.sop_instance_uid,
+            version=instance.version,
+            items=[_record(row) for row in rows],
+        )
 
-    def create(self, sop_uid: str, draft: Draft, actor: Actor) -> AnnotationRecord:
-        """Keep *draft* on image *sop_uid*: validated, measured, stored and audited, or nothing at all.
+    def create(self, uow: UnitOfWork, sop_uid: str, draft: Draft, actor: Actor) -> AnnotationRecord:
+        """Keep *draft* on image *sop_uid* in *uow*: validated, measured, stored and audited (flushed, not committed).
 
         :class:`NotFound` for an unknown image, :class:`InvalidAnnotation` for bad input,
         :class:`AnnotationConflict` when ``draft.instance_version`` is no longer the served version.
@@ -265,70 +264,69 @@ class Annotations:
             not isinstance(draft.instance_version, int) or draft.instance_version < 1
         ):
             raise InvalidAnnotation("instance_version must be a positive integer")
-
-        def write(session: Session) -> AnnotationRecord:
-            instance, series_uid, study_uid = _instance(session, sop_uid)
-            if draft.instance_version is not None and draft.instance_version != instance.version:
-                raise AnnotationConflict(
-                    f"the image changed: it was drawn on version {draft.instance_version}, "
-                    f"version {instance.version} is served now (reload the image)"
-                )
-            frame = _check_frame(draft.frame, instance.number_of_frames or 1)
-            if not instance.rows or not instance.columns:
-                raise InvalidAnnotation("the instance has no image to annotate")
-            _check_bounds(points, instance.rows, instance.columns)
-            spacing = pixel_spacing(json.loads(instance.header_json or "{}"))
-            value, unit = measure(draft.kind, points, spacing)
-            row = Annotation(
-                instance_id=instance.id,
+        session = uow.session
+        instance, series_uid, study_uid = _instance(session, sop_uid)
+        if draft.instance_version is not None and draft.instance_version != instance.version:
+            raise AnnotationConflict(
+                f"the image changed: it was drawn on version {draft.instance_version}, "
+                f"version {instance.version} is served now (reload the image)"
+            )
+        frame = _check_frame(draft.frame, instance.number_of_frames or 1)
+        if not instance.rows or not instance.columns:
+            raise InvalidAnnotation("the instance has no image to annotate")
+        _check_bounds(points, instance.rows, instance.columns)
+        spacing = pixel_spacing(json.loads(instance.header_json or "{}"))
+        value, unit = measure(draft.kind, points, spacing)
+        row = Annotation(
+            instance_id=instance.id,
+            sop_instance_uid=instance.sop_instance_uid,
+            instance_version=instance.version,
+            frame_number=frame,
+            kind=draft.kind,
+            geometry=json.dumps({"points": [list(p) for p in points]}, separators=(",", ":")),
+            value=value,
+            unit=unit,
+            text=text,
+            spacing_attribute=spacing.attribute if spacing else None,
+            spacing_row_mm=spacing.row_mm if spacing else None,
+            spacing_column_mm=spacing.column_mm if spacing else None,
+            label=label,
+            note=note,
+            author=audit.actor_label(actor),
+            created_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        record = _record(row)
+        audit.append(
+            session,
+            AuditRecord(
+                actor=actor,
+                action="annotation-create",
+                outcome="success",
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
                 sop_instance_uid=instance.sop_instance_uid,
-                instance_version=instance.version,
-                frame_number=frame,
-                kind=draft.kind,
-                geometry=json.dumps({"points": [list(p) for p in points]}, separators=(",", ":")),
-                value=value,
-                unit=unit,
-                text=text,
-                spacing_attribute=spacing.attribute if spacing else None,
-                spacing_row_mm=spacing.row_mm if spacing else None,
-                spacing_column_mm=spacing.column_mm if spacing else None,
-                label=label,
-                note=note,
-                author=audit.actor_label(actor),
-                created_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            record = _record(row)
-            audit.append(
-                session,
-                AuditRecord(
-                    actor=actor,
-                    action="annotation-create",
-                    outcome="success",
-                    study_instance_uid=study_uid,
-                    series_instance_uid=series_uid,
-                    sop_instance_uid=instance.sop_instance_uid,
-                    detail={
-                        "annotation": record.id,
-                        "version": record.instance_version,
-                        "frame": frame,
-                        "kind": record.kind,
-                        "points": [list(p) for p in points],
-                        "value": value,
-                        "unit": unit,
-                        "spacing": spacing.attribute if spacing else None,
-                        "text": text,
-                        "label": label,
-                        "note": note,
-                    },
-                ),
-            )
-            return record
+                detail={
+                    "annotation": record.id,
+                    "version": record.instance_version,
+                    "frame": frame,
+                    "kind": record.kind,
+                    "points": [list(p) for p in points],
+                    "value": value,
+                    "unit": unit,
+                    "spacing": spacing.attribute if spacing else None,
+                    "text": text,
+                    "label": label,
+                    "note": note,
+                },
+            ),
+        )
+        return record
 
-        return self.db.write(write)
-
-    def withdraw(self, annotation_id: int, actor: Actor, reason: str | None = None) -> AnnotationRecord:
+    def withdraw(
+        self, uow: UnitOfWork, annotation_id: int, actor: Actor, reason: str | None = None
+    ) -> AnnotationRecord:
         """Mark annotation *annotation_id* withdrawn by *actor* (kept, never deleted) and audit it.
 
         :class:`NotFound` when unknown, :class:`AnnotationConflict` when already withdrawn.
@@ -336,35 +334,30 @@ class Annotations:
         why = _optional_text("reason", reason, MAX_REASON, multiline=True)
         if not isinstance(annotation_id, int) or isinstance(annotation_id, bool) or annotation_id < 1:
             raise NotFound(f"no annotation {annotation_id!r}")
-
-        def write(session: Session) -> AnnotationRecord:
-            row = session.scalars(
-                select(Annotation).where(Annotation.id == annotation_id).with_for_update()
-            ).one_or_none()
-            if row is None:
-                raise NotFound(f"no annotation {annotation_id}")
-            if row.withdrawn_at is not None:
-                when = audit.utc(row.withdrawn_at).isoformat(timespec="seconds")
-                raise AnnotationConflict(
-                    f"annotation {annotation_id} was already withdrawn by {row.withdrawn_by} at {when}"
-                )
-            row.withdrawn_at = utcnow()
-            row.withdrawn_by = audit.actor_label(actor)
-            row.withdrawal_reason = why
-            session.flush()
-            _, series_uid, study_uid = _instance(session, row.sop_instance_uid)
-            audit.append(
-                session,
-                AuditRecord(
-                    actor=actor,
-                    action="annotation-withdraw",
-                    outcome="success",
-                    study_instance_uid=study_uid,
-                    series_instance_uid=series_uid,
-                    sop_instance_uid=row.sop_instance_uid,
-                    detail={"annotation": row.id, "kind": row.kind, "frame": row.frame_number, "reason": why},
-                ),
+        session = uow.session
+        row = session.scalars(select(Annotation).where(Annotation.id == annotation_id).with_for_update()).one_or_none()
+        if row is None:
+            raise NotFound(f"no annotation {annotation_id}")
+        if row.withdrawn_at is not None:
+            when = audit.utc(row.withdrawn_at).isoformat(timespec="seconds")
+            raise AnnotationConflict(
+                f"annotation {annotation_id} was already withdrawn by {row.withdrawn_by} at {when}"
             )
-            return _record(row)
-
-        return self.db.write(write)
+        row.withdrawn_at = utcnow()
+        row.withdrawn_by = audit.actor_label(actor)
+        row.withdrawal_reason = why
+        session.flush()
+        _, series_uid, study_uid = _instance(session, row.sop_instance_uid)
+        audit.append(
+            session,
+            AuditRecord(
+                actor=actor,
+                action="annotation-withdraw",
+                outcome="success",
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+                sop_instance_uid=row.sop_instance_uid,
+                detail={"annotation": row.id, "kind": row.kind, "frame": row.frame_number, "reason": why},
+            ),
+        )
+        return _record(row)

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session
-
 from storage import audit
 from storage.archive import Archive, CommitmentCheck, CommitmentFailure
 from storage.audit import Actor, AuditRecord
 from storage.dicom.uids import is_valid_uid
 from storage.errors import IndexUnavailable
+from storage.index.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -78,12 +77,12 @@ def commit(archive: Archive, transaction_uid: str, references: Iterable[Referenc
             AuditRecord(actor=actor, action="commit", outcome="failure", detail={"transaction_uid": transaction_uid})
         ]
 
-    def write(session: Session) -> None:
+    def write(uow: UnitOfWork) -> None:
         for record in records:
-            audit.append(session, record)
+            audit.append(uow.session, record)
 
     try:
-        archive.db.write(write)
+        archive.db.run(write)
     except IndexUnavailable:
         # Not durable in the audit log: commit nothing (PS3.4 J.3.2: failure is always safe to report).
         unavailable = CommitmentCheck(False, CommitmentFailure.UNAVAILABLE, "audit log unavailable")

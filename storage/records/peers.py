@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError, NotFound
 from storage.index.db import Database
 from storage.index.models import Peer, User
+from storage.index.unit_of_work import UnitOfWork
 
 PERMISSIONS = ("store", "query", "retrieve", "move")
 
@@ -119,13 +119,18 @@ def _addresses(host: str) -> set[str]:
 
 
 class PeerRegistry:
-    """Add, list, look up and remove known peers in the index."""
+    """Add, list, look up and remove known peers in the index.
+
+    Changes are written in the caller's unit of work; the lookups (made while an association
+    is negotiated) read in their own.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def add(
         self,
+        uow: UnitOfWork,
         ae_title: str,
         host: str,
         port: int,
@@ -135,7 +140,7 @@ class PeerRegistry:
         description: str = "",
         user: str | None = None,
     ) -> PeerInfo:
-        """Register a new peer; :class:`InvalidPeer` when invalid or the AE title is taken.
+        """Register a new peer in *uow* (audited in it); :class:`InvalidPeer` when invalid or the AE title is taken.
 
         *user*: a ``device`` account the peer acts as, so that its C-STORE and its STOW-RS
         (with that account's token) are audited as one actor once the peer is recognised.
@@ -148,51 +153,46 @@ class PeerRegistry:
             **_permissions(allow),
         }
 
-        def write(session: Session) -> PeerInfo:
-            if session.scalar(select(Peer.id).where(Peer.ae_title == title)) is not None:
-                raise InvalidPeer(f"peer {title} already exists (remove it first)")
-            user_id = None
-            if user is not None:
-                account = session.scalars(select(User).where(User.username == user.strip().lower())).one_or_none()
-                if account is None or account.role != "device":
-                    raise InvalidPeer(f"--user {user[:64]!r} must be an existing account with the device role")
-                user_id = account.id
-            row = Peer(ae_title=title, user_id=user_id, **fields)
-            session.add(row)
-            session.flush()
-            info = _info(row, user.strip().lower() if user else None)
-            audit.append(
-                session,
-                AuditRecord(
-                    actor=actor,
-                    action="peer_add",
-                    outcome="success",
-                    detail={
-                        "ae_title": title,
-                        "host": info.host,
-                        "port": info.port,
-                        "allow": info.permissions,
-                        "user": info.user,
-                    },
-                ),
-            )
-            return info
+        session = uow.session
+        if session.scalar(select(Peer.id).where(Peer.ae_title == title)) is not None:
+            raise InvalidPeer(f"peer {title} already exists (remove it first)")
+        user_id = None
+        if user is not None:
+            account = session.scalars(select(User).where(User.username == user.strip().lower())).one_or_none()
+            if account is None or account.role != "device":
+                raise InvalidPeer(f"--user {user[:64]!r} must be an existing account with the device role")
+            user_id = account.id
+        row = Peer(ae_title=title, user_id=user_id, **fields)
+        session.add(row)
+        session.flush()
+        info = _info(row, user.strip().lower() if user else None)
+        audit.append(
+            session,
+            AuditRecord(
+                actor=actor,
+                action="peer_add",
+                outcome="success",
+                detail={
+                    "ae_title": title,
+                    "host": info.host,
+                    "port": info.port,
+                    "allow": info.permissions,
+                    "user": info.user,
+                },
+            ),
+        )
+        return info
 
-        return self.db.write(write)
-
-    def remove(self, ae_title: str, actor: Actor) -> None:
-        """Remove a peer; :class:`NotFound` when unknown."""
+    def remove(self, uow: UnitOfWork, ae_title: str, actor: Actor) -> None:
+        """Remove a peer in *uow* (audited in it); :class:`NotFound` when unknown."""
         title = validate_ae_title(ae_title)
-
-        def write(session: Session) -> None:
-            if session.execute(delete(Peer).where(Peer.ae_title == title)).rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound(f"no peer {title}")
-            audit.append(
-                session,
-                AuditRecord(actor=actor, action="peer_remove", outcome="success", detail={"ae_title": title}),
-            )
-
-        self.db.write(write)
+        session = uow.session
+        if session.execute(delete(Peer).where(Peer.ae_title == title)).rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"no peer {title}")
+        audit.append(
+            session,
+            AuditRecord(actor=actor, action="peer_remove", outcome="success", detail={"ae_title": title}),
+        )
 
     def list(self) -> list[PeerInfo]:
         """Every known peer, by AE title."""

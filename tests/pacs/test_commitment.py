@@ -155,7 +155,9 @@ def test_commitment_report_on_new_association_when_requestor_is_gone(
     archive: Archive, dicom_listener: DicomListener, device: Device, tmp_path: Path
 ):
     port = device.listen()
-    PeerRegistry(archive.db).add("DEVICE", "127.0.0.1", port, Actor("test", kind="system"))
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(uow, "DEVICE", "127.0.0.1", port, Actor("test", kind="system"))
+    )
     [stored] = store_study(archive, tmp_path, count=1)
     # The requesting association cannot take the report (no handler): the archive opens its own.
     event_type, info = device.commit(

@@ -84,8 +84,10 @@ def _spooled(archive: Archive) -> list[Path]:
 
 
 def _fast_receivers(listener: DicomListener) -> list[object]:
+    """Each association's fast-path receiver, or None where C-STORE requests stay pynetdicom's."""
     assert listener._server is not None
-    return [getattr(a, "_pacs_fast_store", None) for a in listener._server.active_associations]
+    receivers = [getattr(a, "_pacs_fast_store", None) for a in listener._server.active_associations]
+    return [r if getattr(r, "take_stores", False) else None for r in receivers]
 
 
 def _encoded(ds: Dataset, syntax: str) -> bytes:
@@ -362,7 +364,11 @@ def test_deflated_context_goes_as_received(archive: Archive, dicom_listener: Dic
 
 def test_store_refused_by_policy(archive: Archive) -> None:
     settings = DicomSettings(host="127.0.0.1", dicom_port=0, ae_title="NDTPACS", strict_ae=True)
-    PeerRegistry(archive.db).add("QUERYONLY", "127.0.0.1", 104, Actor("admin", kind="user"), allow=["query"])
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(
+            uow, "QUERYONLY", "127.0.0.1", 104, Actor("admin", kind="user"), allow=["query"]
+        )
+    )
     listener = DicomListener(archive, settings)
     listener.start()
     try:
@@ -487,7 +493,7 @@ def test_each_association_gets_its_own_copy_of_the_contexts(dicom_listener: Dico
     """The quick context copy (pacs/server.py) equals a deep copy: nothing shared with the listener."""
     import copy
 
-    from pacs.server import _copy_contexts
+    from pacs.pynetdicom_compat import _copy_contexts
 
     assert dicom_listener._server is not None
     contexts = dicom_listener._server.contexts

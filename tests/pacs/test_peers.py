@@ -24,18 +24,22 @@ ADMIN = Actor("admin", kind="user")
 
 def test_registry_add_list_get_remove_audited(archive: Archive):
     peers = PeerRegistry(archive.db)
-    added = peers.add("CT_SCANNER_01", "10.0.0.5", 104, ADMIN, allow=["store", "query"], description="bay 3")
+    added = archive.db.run(
+        lambda uow: peers.add(
+            uow, "CT_SCANNER_01", "10.0.0.5", 104, ADMIN, allow=["store", "query"], description="bay 3"
+        )
+    )
     assert added.permissions == ["store", "query"]
-    peers.add("ARCHIVE2", "archive2.example", 11112, ADMIN)
+    archive.db.run(lambda uow: peers.add(uow, "ARCHIVE2", "archive2.example", 11112, ADMIN))
     assert [p.ae_title for p in peers.list()] == ["ARCHIVE2", "CT_SCANNER_01"]
     got = peers.get("CT_SCANNER_01")
     assert got is not None
     assert (got.host, got.port, got.description, got.allow_move_destination) == ("10.0.0.5", 104, "bay 3", False)
     assert peers.get("ARCHIVE2").permissions == ["store", "query", "retrieve", "move"]  # type: ignore[union-attr]
-    peers.remove("ARCHIVE2", ADMIN)
+    archive.db.run(lambda uow: peers.remove(uow, "ARCHIVE2", ADMIN))
     assert peers.get("ARCHIVE2") is None
     with pytest.raises(NotFound):
-        peers.remove("ARCHIVE2", ADMIN)
+        archive.db.run(lambda uow: peers.remove(uow, "ARCHIVE2", ADMIN))
     assert [r.detail["ae_title"] for r in audit_rows(archive, "peer_add")] == ["CT_SCANNER_01", "ARCHIVE2"]
     assert [r.actor for r in audit_rows(archive, "peer_remove")] == ["user:admin"]
 
@@ -59,16 +63,16 @@ def test_registry_rejects_invalid_peers_and_changes_nothing(
 ):
     peers = PeerRegistry(archive.db)
     with pytest.raises(InvalidPeer):
-        peers.add(ae_title, host, port, ADMIN, allow=allow)
+        archive.db.run(lambda uow: peers.add(uow, ae_title, host, port, ADMIN, allow=allow))
     assert peers.list() == []
     assert audit_rows(archive, "peer_add") == []
 
 
 def test_registry_refuses_duplicate(archive: Archive):
     peers = PeerRegistry(archive.db)
-    peers.add("DUP", "127.0.0.1", 104, ADMIN)
+    archive.db.run(lambda uow: peers.add(uow, "DUP", "127.0.0.1", 104, ADMIN))
     with pytest.raises(InvalidPeer, match="already exists"):
-        peers.add("DUP", "127.0.0.2", 105, ADMIN)
+        archive.db.run(lambda uow: peers.add(uow, "DUP", "127.0.0.2", 105, ADMIN))
     assert peers.get("DUP").host == "127.0.0.1"  # type: ignore[union-attr]
 
 
@@ -126,7 +130,7 @@ def test_strict_mode_rejects_unknown_ae(archive: Archive, strict_listener: Dicom
 
 
 def test_strict_mode_rejects_known_ae_from_wrong_address(archive: Archive, strict_listener: DicomListener):
-    PeerRegistry(archive.db).add("FARAWAY", "127.0.0.2", 104, ADMIN)
+    archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "FARAWAY", "127.0.0.2", 104, ADMIN))
     assoc = _associate(strict_listener.port, "FARAWAY", bind="127.0.0.1")
     assert assoc.is_rejected
     assert _rejection(assoc) == (0x01, 0x01, 0x03)
@@ -140,7 +144,7 @@ def test_strict_mode_rejects_known_ae_from_wrong_address(archive: Archive, stric
 
 
 def test_strict_mode_accepts_known_peer_by_host_name(archive: Archive, strict_listener: DicomListener):
-    PeerRegistry(archive.db).add("LOCAL", "localhost", 104, ADMIN)
+    archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "LOCAL", "localhost", 104, ADMIN))
     assoc = _associate(strict_listener.port, "LOCAL")
     assert assoc.is_established
     assoc.release()
@@ -167,7 +171,7 @@ def test_known_peer_gets_only_its_permissions(archive: Archive, strict_listener:
 
     from tests.support.factories import make_instance
 
-    PeerRegistry(archive.db).add("QUERYONLY", "127.0.0.1", 104, ADMIN, allow=["query"])
+    archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "QUERYONLY", "127.0.0.1", 104, ADMIN, allow=["query"]))
     ae = AE(ae_title="QUERYONLY")
     ae.add_requested_context(CTImageStorage)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
@@ -199,8 +203,11 @@ def test_peer_tied_to_a_device_account_is_one_actor_over_dimse_and_http(
     add_account(archive.db, "ct-bay-3", "device", password=None)
     add_account(archive.db, "ines", "inspector")
     with pytest.raises(InvalidPeer, match="device role"):
-        PeerRegistry(archive.db).add("CTBAY3", "127.0.0.1", 104, ADMIN, user="ines")
-    assert PeerRegistry(archive.db).add("CTBAY3", "127.0.0.1", 104, ADMIN, user="ct-bay-3").user == "ct-bay-3"
+        archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "CTBAY3", "127.0.0.1", 104, ADMIN, user="ines"))
+    added = archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(uow, "CTBAY3", "127.0.0.1", 104, ADMIN, user="ct-bay-3")
+    )
+    assert added.user == "ct-bay-3"
     assert PeerRegistry(archive.db).get("CTBAY3").user == "ct-bay-3"  # type: ignore[union-attr]
     ae = AE(ae_title="CTBAY3")
     ae.add_requested_context(CTImageStorage)

@@ -1,4 +1,4 @@
-"""pacs/reactor.py: the association reactor's event-driven wait must not swallow a wake-up."""
+"""pacs/pynetdicom_compat.py: the association reactor's event-driven wait must not swallow a wake-up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from pacs.reactor import _wait_for_message
+from pacs.pynetdicom_compat import _wait_for_message
 
 
 def test_a_response_waiter_is_woken_even_when_the_reactor_waits_too() -> None:

@@ -318,7 +318,9 @@ class StorageSCP:
 @pytest.fixture
 def destination(archive: Archive):
     scp = StorageSCP()
-    PeerRegistry(archive.db).add("ARCHIVE2", "127.0.0.1", scp.port, ADMIN, allow=["move"])
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(uow, "ARCHIVE2", "127.0.0.1", scp.port, ADMIN, allow=["move"])
+    )
     yield scp
     scp.stop()
 
@@ -385,7 +387,9 @@ def test_c_move_unknown_destination(archive: Archive, dicom_listener: DicomListe
 
 def test_c_move_destination_without_move_permission(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
     stored = store_study(archive, tmp_path, count=1)
-    PeerRegistry(archive.db).add("SENDERONLY", "127.0.0.1", free_port(), ADMIN, allow=["store"])
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(uow, "SENDERONLY", "127.0.0.1", free_port(), ADMIN, allow=["store"])
+    )
     assoc = move_scu(dicom_listener.port)
     try:
         keys = {"StudyInstanceUID": stored[0].study_instance_uid}
@@ -396,7 +400,9 @@ def test_c_move_destination_without_move_permission(archive: Archive, dicom_list
 
 
 def test_c_move_to_unreachable_destination(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
-    PeerRegistry(archive.db).add("OFFLINE", "127.0.0.1", free_port(), ADMIN, allow=["move"])  # nothing listens
+    archive.db.run(
+        lambda uow: PeerRegistry(archive.db).add(uow, "OFFLINE", "127.0.0.1", free_port(), ADMIN, allow=["move"])
+    )  # nothing listens
     stored = store_study(archive, tmp_path, count=1)
     assoc = move_scu(dicom_listener.port)
     try:
@@ -412,7 +418,7 @@ def test_c_move_to_unreachable_destination(archive: Archive, dicom_listener: Dic
 
 def test_c_cancel_mid_move(archive: Archive, dicom_listener: DicomListener, tmp_path: Path):
     slow = StorageSCP("SLOW", delay=0.2)
-    PeerRegistry(archive.db).add("SLOW", "127.0.0.1", slow.port, ADMIN, allow=["move"])
+    archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "SLOW", "127.0.0.1", slow.port, ADMIN, allow=["move"]))
     stored = store_study(archive, tmp_path, count=8)
     assoc = move_scu(dicom_listener.port)
     responses = []
@@ -441,7 +447,7 @@ def test_c_move_counts_refusals_by_the_destination(archive: Archive, dicom_liste
     server = refusing.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, lambda event: 0xA700)]
     )
-    PeerRegistry(archive.db).add("PICKY", "127.0.0.1", port, ADMIN, allow=["move"])
+    archive.db.run(lambda uow: PeerRegistry(archive.db).add(uow, "PICKY", "127.0.0.1", port, ADMIN, allow=["move"]))
     stored = store_study(archive, tmp_path, count=2)
     assoc = move_scu(dicom_listener.port)
     try:

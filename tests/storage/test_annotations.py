@@ -69,30 +69,36 @@ def test_measure_uses_the_spacing_per_axis() -> None:
 def test_invalid_drafts_change_nothing(archive: Archive, image: str, draft: Draft, reason: str) -> None:
     entries = _count(archive, AuditEvent)
     with pytest.raises(InvalidAnnotation, match=reason):
-        Annotations(archive.db).create(image, draft, INSPECTOR)
+        archive.db.run(lambda uow: Annotations().create(uow, image, draft, INSPECTOR))
     assert _count(archive, Annotation) == 0
     assert _count(archive, AuditEvent) == entries
 
 
 def test_create_and_withdraw_are_kept_and_audited(archive: Archive, image: str) -> None:
-    book = Annotations(archive.db)
+    book = Annotations()
     note = "crack indication?\nsee the second exposure"
-    kept = book.create(image, Draft("length", [(0, 0), (200, 100)], note=note, label="  "), INSPECTOR)
+    kept = archive.db.run(
+        lambda uow: book.create(uow, image, Draft("length", [(0, 0), (200, 100)], note=note, label="  "), INSPECTOR)
+    )
     assert (kept.value, kept.unit) == (pytest.approx(math.hypot(20, 10)), "mm")
     assert (kept.author, kept.note, kept.label) == ("user:inspector", note, None)  # blank label: none
     assert kept.created_at.tzinfo is not None
     with pytest.raises(NotFound):
-        book.create("1.2.3.999", Draft("length", [(0, 0), (1, 1)]), INSPECTOR)
+        archive.db.run(lambda uow: book.create(uow, "1.2.3.999", Draft("length", [(0, 0), (1, 1)]), INSPECTOR))
     with pytest.raises(AnnotationConflict, match="version 1 is served"):
-        book.create(image, Draft("length", [(0, 0), (1, 1)], instance_version=3), INSPECTOR)
-    gone = book.withdraw(kept.id, Actor(name="level3", kind="user"), reason="duplicate")
+        archive.db.run(
+            lambda uow: book.create(uow, image, Draft("length", [(0, 0), (1, 1)], instance_version=3), INSPECTOR)
+        )
+    gone = archive.db.run(
+        lambda uow: book.withdraw(uow, kept.id, Actor(name="level3", kind="user"), reason="duplicate")
+    )
     assert (gone.withdrawn, gone.withdrawn_by, gone.withdrawal_reason) == (True, "user:level3", "duplicate")
     with pytest.raises(AnnotationConflict, match="already withdrawn by user:level3"):
-        book.withdraw(kept.id, INSPECTOR)
+        archive.db.run(lambda uow: book.withdraw(uow, kept.id, INSPECTOR))
     with pytest.raises(NotFound):
-        book.withdraw(kept.id + 1, INSPECTOR)
-    assert book.list(image).items == []
-    [again] = book.list(image, include_withdrawn=True).items
+        archive.db.run(lambda uow: book.withdraw(uow, kept.id + 1, INSPECTOR))
+    assert archive.db.run(lambda uow: book.list(uow, image), write=False).items == []
+    [again] = archive.db.run(lambda uow: book.list(uow, image, include_withdrawn=True), write=False).items
     assert (again.id, again.points, again.withdrawn_by) == (kept.id, [(0.0, 0.0), (200.0, 100.0)], "user:level3")
     assert _count(archive, Annotation) == 1  # withdrawn, not deleted
     assert _count(archive, AuditEvent, AuditEvent.action == "annotation-create") == 1

@@ -36,7 +36,9 @@ def _component(archive: Archive, tmp_path: Path) -> dict[str, str]:
     ds.StudyDescription = "re-shot"  # same SOP instance, new bytes: version 2
     archive.store_file(write_part10(ds, tmp_path / "v2.dcm"), DEVICE)
     archive.store_file(write_part10(make_instance(PatientID="SN-OTHER"), tmp_path / "other.dcm"), DEVICE)
-    Annotations(archive.db).create(stored["image0"], Draft(kind="length", points=[(1, 1), (11, 1)]), AUDITOR)
+    archive.db.run(
+        lambda uow: Annotations().create(uow, stored["image0"], Draft(kind="length", points=[(1, 1), (11, 1)]), AUDITOR)
+    )
     archive.record(AuditRecord(AUDITOR, "api-component", "success", detail={"serial": "SN-EVID-1"}))
     stored.update(first=first, second=second)
     return stored
@@ -66,7 +68,7 @@ def test_history_lists_everything_about_the_component_in_time_order(archive: Arc
 
 def _bundle(archive: Archive, tmp_path: Path, **scope: str) -> Path:
     zipped = tmp_path / "evidence.zip"
-    archive.db.write(lambda session: write_bundle(session, archive.objects, zipped, AUDITOR, **scope))
+    archive.db.run(lambda uow: write_bundle(uow.session, archive.objects, zipped, AUDITOR, **scope))
     unpacked = tmp_path / "bundle"
     with zipfile.ZipFile(zipped) as bundle:
         bundle.extractall(unpacked)
@@ -140,6 +142,8 @@ def test_one_inspection_bundle(archive: Archive, tmp_path: Path) -> None:
     assert manifest["inspections"] == [stored["second"]]
     assert {i["sop_instance_uid"] for i in manifest["instances"]} == {stored["image2"]}
     with pytest.raises(NotFound):
-        archive.db.write(
-            lambda s: write_bundle(s, archive.objects, tmp_path / "x.zip", AUDITOR, study_instance_uid="1.2.3")
+        archive.db.run(
+            lambda uow: write_bundle(
+                uow.session, archive.objects, tmp_path / "x.zip", AUDITOR, study_instance_uid="1.2.3"
+            )
         )

@@ -182,7 +182,7 @@ def test_prepared_statements_write_exactly_what_sqlalchemy_writes(archive: Archi
         assert lock.rows(conn, {"row_id": ours}) == [("SN-PREPARED",)]
         return ours, theirs
 
-    ours, theirs = archive.db.write_core(write)
+    ours, theirs = archive.db.run(lambda uow: write(uow.connection))
     with archive.db.engine.connect() as conn:
         raw = {
             pid: (created, studies)

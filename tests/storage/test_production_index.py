@@ -80,7 +80,7 @@ def test_unique_uids_refuse_duplicate_rows(archive: Archive) -> None:
         session.flush()
 
     with pytest.raises(IndexUnavailable):
-        archive.db.write(twice, attempts=2)
+        archive.db.run(lambda uow: twice(uow.session), attempts=2)
     with archive.db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Component).where(Component.patient_id == component_id)) == 0
 

@@ -36,14 +36,14 @@ def add_account(
         for q in qualifications:
             accounts.qualify(session, TESTS, name, **q)
 
-    db.write(work)
+    db.run(lambda uow: work(uow.session))
     return name
 
 
 def token_for(db: Database, name: str, role: str = "inspector", **account: Any) -> str:
     """A fresh bearer token of the account *name* (created with *role* when missing)."""
     add_account(db, name, role, **account)
-    return db.write(lambda s: accounts.create_token(s, TESTS, name))[1]
+    return db.run(lambda uow: accounts.create_token(uow.session, TESTS, name))[1]
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dicomweb_client import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
 
 from storage.archive import Archive
+from storage.factory import build_core
 from tests.support.accounts import add_account, with_credentials
 from tests.support.servers import free_port
 from viewer.app import create_app
@@ -46,7 +47,7 @@ def http_server(
     server grants at most these.
     """
     port = free_port()
-    app = create_app(archive, permissions=permissions, settings=settings)
+    app = create_app(build_core(archive), permissions=permissions, settings=settings)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -18,6 +18,7 @@ import uvicorn
 from sqlalchemy import select
 
 from storage.archive import Archive
+from storage.factory import build_core
 from storage.index.models import Annotation, AuditEvent
 from tests.support.accounts import bearer, token_for
 from tests.support.factories import make_instance, write_part10
@@ -54,7 +55,9 @@ class Api:
 def api(archive: Archive, tmp_path: Path) -> Iterator[Api]:
     data = fill(archive, tmp_path / "in", extra_components=30)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(archive), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(build_core(archive)), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -456,7 +459,7 @@ def test_annotation_permissions(api: Api) -> None:
     ]
     assert len(_events(api, "annotation-create")) == 1
     with pytest.raises(ValueError, match="unknown permission"):
-        create_app(api.archive, permissions={"annotations:delete"})
+        create_app(build_core(api.archive), permissions={"annotations:delete"})
 
 
 def test_viewer_reads_are_audited_once_per_series(api: Api) -> None:

@@ -22,6 +22,7 @@ from requests.exceptions import HTTPError
 from sqlalchemy import func, select
 
 from storage.archive import Archive
+from storage.factory import build_core
 from storage.index.models import Annotation, AuditEvent, Instance, LoginFailure
 from storage.records import accounts
 from storage.records.permissions import ROLE_PERMISSIONS, decide
@@ -95,7 +96,7 @@ def _walk(routes: list[Any]) -> Iterator[Any]:
 
 
 def _declared(archive: Archive) -> dict[tuple[str, str], str]:
-    app = create_app(archive)
+    app = create_app(build_core(archive))
     found: dict[tuple[str, str], str] = {}
     for route in _walk(list(app.routes)):
         for method in getattr(route, "methods", None) or ():
@@ -288,15 +289,15 @@ def test_revoked_token_and_disabled_account_are_refused_at_once(archive: Archive
         assert httpx.get(f"{base}/dicom-web/studies", headers=bearer(token)).status_code == 200
         with archive.db.read_session() as session:
             token_id = max(t.id for t in accounts.list_tokens(session) if t.username == "scanner")
-        archive.db.write(lambda s: accounts.revoke_token(s, TESTS, token_id - 1))
+        archive.db.run(lambda uow: accounts.revoke_token(uow.session, TESTS, token_id - 1))
         assert httpx.get(f"{base}/dicom-web/studies", headers=bearer(token)).status_code == 401
         assert httpx.get(f"{base}/dicom-web/studies", headers=bearer(second)).status_code == 200
         basic = with_credentials(base, "anna")
         cookies = _login(base, "anna").cookies
         assert httpx.get(f"{basic}/api/me").status_code == 200
         assert httpx.get(f"{base}/api/me", cookies=cookies).status_code == 200
-        archive.db.write(lambda s: accounts.disable_user(s, TESTS, "anna"))
-        archive.db.write(lambda s: accounts.disable_user(s, TESTS, "scanner"))
+        archive.db.run(lambda uow: accounts.disable_user(uow.session, TESTS, "anna"))
+        archive.db.run(lambda uow: accounts.disable_user(uow.session, TESTS, "scanner"))
         assert httpx.get(f"{basic}/api/me").status_code == 401
         assert httpx.get(f"{base}/api/me", cookies=cookies).status_code == 401
         assert httpx.get(f"{base}/dicom-web/studies", headers=bearer(second)).status_code == 401

@@ -19,7 +19,7 @@ from pydicom.data import get_testdata_file
 from sqlalchemy import select
 
 from storage.archive import Archive
-from storage.factory import open_archive
+from storage.factory import build_core, open_archive
 from storage.index.models import AuditEvent
 from tests.support.accounts import with_credentials
 from tests.support.factories import make_instance, write_part10
@@ -412,7 +412,7 @@ def test_every_route_declares_a_permission(sqlite_archive: Archive) -> None:
     from viewer.app import create_app
     from viewer.auth import permission_of
 
-    app = create_app(sqlite_archive)
+    app = create_app(build_core(sqlite_archive))
     open_paths = {"/healthz"}
     checked = set()
     for route in _walk_routes(list(app.routes)):

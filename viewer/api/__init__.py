@@ -1,1 +1,23 @@
-"""REST JSON API for the web viewer and for scripts (``/api/``), in NDT vocabulary."""
+"""REST JSON API for the web viewer and for scripts (``/api/``), in NDT vocabulary.
+
+One router per resource (:mod:`.components`, :mod:`.inspections`, :mod:`.images`,
+:mod:`.annotations`, :mod:`.vocabulary`), one error mapping (:mod:`.errors`) and one
+DICOM-JSON -> view mapper (:mod:`.views`). Every route declares its permission
+(:func:`viewer.auth.require`); the core services come from :mod:`viewer.deps`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from viewer.api import components, errors, images, inspections, vocabulary
+from viewer.api.annotations import router as annotations_router
+
+ROUTERS = (components.router, inspections.router, images.router, annotations_router, vocabulary.router)
+
+
+def install(app: FastAPI) -> None:
+    """Add the REST API to *app*: its routers and its answer to bad parameters."""
+    for router in ROUTERS:
+        app.include_router(router)
+    errors.install(app)

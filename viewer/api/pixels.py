@@ -16,12 +16,15 @@ import numpy as np
 from storage.archive import Archive
 from storage.errors import InvalidQuery
 from storage.index.catalog import InstanceRecord
+from storage.index.unit_of_work import UnitOfWork
 from viewer import frames
 
 MAX_SCALE = 64
 
 
-def decode_frame(archive: Archive, record: InstanceRecord, frame: int, scale: int = 1) -> np.ndarray:
+def decode_frame(
+    archive: Archive, record: InstanceRecord, frame: int, scale: int = 1, *, uow: UnitOfWork | None = None
+) -> np.ndarray:
     """Frame *frame* (1-based) of the instance as stored values (rows x columns [x samples]),
     every *scale*-th row and column."""
     if scale < 1 or scale > MAX_SCALE:
@@ -30,7 +33,7 @@ def decode_frame(archive: Archive, record: InstanceRecord, frame: int, scale: in
     if frame < 1 or frame > count:
         raise InvalidQuery(f"frame must be between 1 and {count}")
     [stored] = archive.instances(
-        record.study_instance_uid, record.series_instance_uid, str(record.values["SOPInstanceUID"])
+        record.study_instance_uid, record.series_instance_uid, str(record.values["SOPInstanceUID"]), uow=uow
     )
     with archive.open_instance(stored) as stream:
         try:

@@ -86,7 +86,7 @@ def login(request: Request, form: Login, response: Response) -> dict[str, Any]:
     """Check name and password; set the session cookie; answer who logged in and the CSRF token."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise HTTPException(415, "send the login as application/json")
-    authenticator = accounts.Authenticator(request.app.state.archive.db)
+    authenticator: accounts.Authenticator = request.app.state.core.accounts
     result, opened = authenticator.login(form.username, form.password, client_address(request))
     if result.throttled:
         raise HTTPException(429, "too many failed logins: try again later", headers={"Retry-After": "60"})
@@ -104,7 +104,7 @@ def logout(request: Request, response: Response) -> Response:
     """End the browser session (its cookie is refused from now on) and clear the cookie."""
     caller = identify(request)
     if caller is not None and caller.session_id is not None:
-        accounts.Authenticator(request.app.state.archive.db).logout(caller.session_id, request_actor(request))
+        request.app.state.core.accounts.logout(caller.session_id, request_actor(request))
     out = Response(status_code=204)
     out.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
     return out

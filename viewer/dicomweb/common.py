@@ -201,8 +201,3 @@ def accepted(request: Request) -> list[MediaRange]:
     ranges = [parse_media_type(item) for item in _split_accept(header)] or [MediaRange("*/*")]
     ranges = [r for r in ranges if r.q > 0]
     return sorted(ranges, key=lambda r: -r.q)
-
-
-def not_found(reason: str) -> Response:
-    """404 with a DICOM-style body."""
-    return error_response(404, reason)

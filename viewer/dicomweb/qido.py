@@ -161,6 +161,8 @@ def _parse(request: Request, level: Level, fixed: dict[str, str]) -> _Parsed:
         value = raw
         if attribute.vr == "UI":
             uids = [u.strip() for u in re.split(r"[,\\]", raw) if u.strip()]
+            if raw.strip() and not uids:  # ",,,": an empty UID list, not universal matching
+                raise DicomWebError(400, f"{keyword}: {raw[:40]!r} lists no UID")
             for uid in uids:
                 check_uid(keyword, uid)
             value = "\\".join(uids)
