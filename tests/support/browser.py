@@ -36,6 +36,7 @@ def chromium() -> Iterator[Any]:
 def login(page: Any, name: str, password: str) -> None:
     """Log in through the viewer's login page; returns once the viewer shows who is signed in."""
     page.goto("/login")
+    page.wait_for_selector("form#login[data-ready]")
     page.fill("#username", name)
     page.fill("#password", password)
     page.click("form#login button[type=submit]")

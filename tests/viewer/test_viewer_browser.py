@@ -260,6 +260,7 @@ def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(image_url)
         page.wait_for_url("**/login**")  # a fresh browser has no session: the login page, then back
+        page.wait_for_selector("form#login[data-ready]")
         page.fill("#username", "ines")
         page.fill("#password", PASSWORD)
         page.click("form#login button[type=submit]")
@@ -357,6 +358,7 @@ def test_login_badge_escaping_hiding_and_logout(browser: Any, server: RunningSer
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto("/")
         page.wait_for_url("**/login")  # no session: the viewer sends the browser to the login page
+        page.wait_for_selector("form#login[data-ready]")
         page.fill("#username", "mallory")
         page.fill("#password", "not the password")
         page.click("form#login button[type=submit]")

@@ -62,7 +62,7 @@ def test_viewer_in_firefox(tab: Tab, server: tuple[RunningServer, Dataset]) -> N
     tab.set_viewport(1366, 768)
     # the login page: no session yet, so the viewer route sends Firefox there and back after logging in
     tab.navigate(f"{running.http}/#/image/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}")
-    tab.wait_for("() => location.pathname === '/login' && document.querySelector('#username') !== null")
+    tab.wait_for("() => location.pathname === '/login' && document.querySelector('form#login[data-ready]') !== null")
     tab.call(
         "(name, password) => { document.querySelector('#username').value = name;"
         " document.querySelector('#password').value = password;"

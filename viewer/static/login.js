@@ -37,3 +37,4 @@ form.addEventListener("submit", async (e) => {
     button.disabled = false;
   }
 });
+form.dataset.ready = "true"; // the form posts JSON from here on (tests wait for this)
