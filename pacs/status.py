@@ -15,6 +15,7 @@ class Status(IntEnum):
     WARNING_SUBOPS_FAILED = 0xB000  # PS3.4 C.4.2.1.4: sub-operations complete, one or more failures
     # PS3.4 B.2.3 / GG.4: C-STORE
     OUT_OF_RESOURCES = 0xA700  # Refused: out of resources (object store or database unavailable)
+    INSTANCE_TOO_LARGE = 0xA700  # Refused: out of resources, beyond PACS_MAX_INSTANCE_SIZE (or a deflate bomb)
     DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
     CANNOT_UNDERSTAND = 0xC000  # Error: cannot understand (malformed data set, bad UIDs)
     # PS3.4 C.4.1.1.4: C-FIND

@@ -33,7 +33,14 @@ from storage import audit
 from storage.audit import Actor, AuditRecord, ChainReport
 from storage.dicom import header
 from storage.dicom.files import read_received_file
-from storage.errors import ArchiveError, IndexUnavailable, InvalidInstance, NotFound, StorageUnavailable
+from storage.errors import (
+    ArchiveError,
+    ComponentMismatch,
+    IndexUnavailable,
+    InvalidInstance,
+    NotFound,
+    StorageUnavailable,
+)
 from storage.index.db import Database
 from storage.index.models import Instance
 from storage.index.query import Match, Query, run_query
@@ -47,6 +54,7 @@ from storage.ingest.index_writer import (
     ReceivedObject,
     StoreOutcome,
     StoreResult,
+    check_component,
     identity_of,
 )
 from storage.ingest.intake import Entry, Intake
@@ -123,8 +131,9 @@ class Archive:
         """
         try:
             item = self.examine(path, actor, sha256)
+            self._check_component(item.identity.study_instance_uid, item.values.component_key)
         except InvalidInstance as exc:
-            self._audit_rejection(actor, str(exc), path)
+            self._audit_rejection(actor, exc, path)
             raise
         identity, values, stored = item.identity, item.values, item.stored
         # The key is content-addressed: writing it before we know whether the bytes are
@@ -137,6 +146,10 @@ class Archive:
             result, known = self.db.run(
                 lambda uow: self.index_writer.index(uow.connection, actor, identity, values, stored)
             )
+        except InvalidInstance as exc:  # a conflict a concurrent store created after the check above
+            self.index_writer.forget(identity.series_instance_uid)
+            self._audit_rejection(actor, exc, path)
+            raise
         except Exception:
             self.index_writer.forget(identity.series_instance_uid)
             log.warning("object %s left unindexed after a failed index transaction", stored.key)
@@ -162,11 +175,29 @@ class Archive:
         if self.intake is None:
             raise RuntimeError("deferred indexing is not enabled on this archive (use_intake)")
         try:
-            examine_for_admission(path)
+            admission = examine_for_admission(path)
+            key = admission.component_key
+            if key.isascii() and "\\" not in key:  # the index's key is this text (else its decoding decides)
+                self._check_component(admission.identity.study_instance_uid, key)
         except InvalidInstance as exc:
-            self._audit_rejection(actor, str(exc), path)
+            self._audit_rejection(actor, exc, path)
             raise
         return self.intake.admit(path, actor)
+
+    def _check_component(self, study_instance_uid: str, component_key: str) -> None:
+        """Refuse (:class:`ComponentMismatch`) an instance whose study is indexed under another component.
+
+        Finding 7 of issue 18 (dcm4chee's patient mismatch): checked before the answer, without
+        waiting for the indexer; the index transaction checks again (a study still in the intake,
+        or a concurrent store). An index that cannot be read leaves the decision to that transaction.
+        """
+        try:
+            with self.db.unit_of_work() as uow:  # not Archive.unit_of_work: never waits for the indexer
+                check_component(uow.connection, study_instance_uid, component_key)
+        except ComponentMismatch:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the index transaction decides when the index is down
+            log.debug("component check skipped, index unreadable: %s", exc)
 
     @staticmethod
     def examine(path: Path, actor: Actor, sha256: str | None = None) -> IndexItem:
@@ -176,7 +207,13 @@ class Archive:
         """
         received = read_received_file(path, sha256=sha256)
         ds = received.dataset
-        identity = identity_of(ds)
+        try:  # pydicom converts values lazily: one it cannot convert surfaces here, as the file's fault
+            identity = identity_of(ds)
+            body, values = header_json(ds), IndexValues.of(ds)
+        except InvalidInstance:
+            raise
+        except Exception as exc:  # found by tests/storage/test_fuzz_admission.py
+            raise InvalidInstance(f"cannot read the header's values: {str(exc)[:300]}") from exc
         stored = ReceivedObject(
             key=object_key(
                 identity.study_instance_uid, identity.series_instance_uid, identity.sop_instance_uid, received.sha256
@@ -184,9 +221,9 @@ class Archive:
             sha256=received.sha256,
             size=received.size,
             transfer_syntax_uid=received.transfer_syntax_uid,
-            header_json=header_json(ds),
+            header_json=body,
         )
-        return IndexItem(actor=actor, identity=identity, values=IndexValues.of(ds), stored=stored)
+        return IndexItem(actor=actor, identity=identity, values=values, stored=stored)
 
     def examine_entry(self, entry: Entry) -> IndexItem:
         """The indexer's first step for an intake entry: the full header parse that admission skipped.
@@ -253,11 +290,16 @@ class Archive:
         self.index_writer.remember_all(batch.learned)
         return batch.results
 
-    def _audit_rejection(self, actor: Actor, reason: str, path: Path) -> None:
-        detail: dict[str, Any] = {"reason": reason[:500]}
+    def _audit_rejection(self, actor: Actor, exc: InvalidInstance, path: Path) -> None:
+        detail: dict[str, Any] = {"reason": str(exc)[:500]}
         with contextlib.suppress(OSError):
             detail["size"] = path.stat().st_size
-        self.record(AuditRecord(actor=actor, action="store", outcome="failure", detail=detail))
+        study = None
+        if isinstance(exc, ComponentMismatch):  # who owns the study, and what the refused instance named
+            detail.update(mismatch="component", owner=exc.owner, named=exc.named)
+            study = exc.study_instance_uid
+        record = AuditRecord(actor=actor, action="store", outcome="failure", study_instance_uid=study, detail=detail)
+        self.record(record)
 
     # -- units of work, queries and audit ---------------------------------------------
 

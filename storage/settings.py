@@ -41,6 +41,14 @@ class LimitSettings(BaseSettings):
     max_instance_size: int = Field(
         default=4 << 30, ge=1 << 20, description="Largest instance accepted, in bytes, after inflating deflate"
     )
+    max_deflate_ratio: int = Field(
+        default=256,
+        ge=2,
+        description=(
+            "A deflated data set may inflate to at most this many times its compressed size "
+            "(beyond its first 64 MiB, which is always allowed up to the maximum instance size)"
+        ),
+    )
     max_nesting_depth: int = Field(
         default=32, ge=1, description="Deepest sequence nesting accepted in a data set (SQ in SQ ...)"
     )

@@ -22,7 +22,7 @@ from pacs import pynetdicom_compat
 from pacs.actor import actor_of
 from pacs.status import Status
 from storage.archive import Archive
-from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ def handle_store(event: Event, archive: Archive, *, settle_each: bool = False) -
             return Status.SUCCESS
         sha256 = getattr(event.request, "_pacs_sha256", None)  # hashed while received (pacs/fast_store.py)
         result = archive.store_file(event.dataset_path, actor, move=True, sha256=sha256)
+    except TooLarge as exc:
+        log.warning("C-STORE from %s refused: %s", actor.name, exc)
+        return Status.INSTANCE_TOO_LARGE
     except InvalidInstance as exc:
         log.warning("C-STORE from %s rejected: %s", actor.name, exc)
         return Status.CANNOT_UNDERSTAND

@@ -13,14 +13,16 @@ import hashlib
 import io
 import mmap
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.filereader import read_dataset, read_file_meta_info
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
@@ -29,7 +31,7 @@ from pydicom.uid import (
 )
 
 from storage.dicom.uids import is_valid_uid
-from storage.errors import InvalidInstance
+from storage.errors import InvalidInstance, TooLarge
 from storage.settings import limit_settings
 
 # PS3.5 §7.1.2: explicit VRs with a 2-byte reserved field and a 4-byte length.
@@ -198,6 +200,41 @@ def dataset_offset(buf: mmap.mmap | bytes) -> int:
     return pos
 
 
+def _text(value: bytes) -> str:
+    """A UI value as pydicom reads it: ASCII, trailing NUL and space padding removed (PS3.5 §6.2)."""
+    return value.decode("ascii", "replace").rstrip("\x00 ")
+
+
+META_TRANSFER_SYNTAX = 0x00020010
+META_SOP_CLASS = 0x00020002
+META_SOP_INSTANCE = 0x00020003
+
+
+def file_meta_values(buf: mmap.mmap | bytes) -> tuple[dict[int, str], int]:
+    """The UI values of the file meta group (explicit VR little endian) and where the data set starts."""
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        raise InvalidInstance("not a DICOM Part 10 file (no DICM prefix)")
+    values: dict[int, str] = {}
+    pos = 132
+    while pos + 8 <= len(buf):
+        group, element = struct.unpack_from("<HH", buf, pos)
+        if group != 0x0002:
+            break
+        vr = bytes(buf[pos + 4 : pos + 6])
+        if vr in _LONG_VRS:
+            if pos + 12 > len(buf):
+                break
+            length, value_at = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+        else:
+            length, value_at = struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
+        if value_at + length > len(buf):
+            raise InvalidInstance("file meta information is truncated")
+        if vr == b"UI":
+            values[(group << 16) | element] = _text(bytes(buf[value_at : value_at + length]))
+        pos = value_at + length
+    return values, pos
+
+
 def check_transfer_syntax(transfer_syntax: str) -> None:
     """Refuse a transfer syntax that is not a DICOM one (PS3.5 Annex A, PS3.6 Annex A; e.g. ``1.2.3.4.5.6``).
 
@@ -217,16 +254,11 @@ def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
     ``PACS_MAX_NESTING_DEPTH`` (before any recursive parser sees them).
     """
     check_transfer_syntax(transfer_syntax)
+    if transfer_syntax == DeflatedExplicitVRLittleEndian:
+        raise ValueError("a deflated data set is checked by read_received_file (inflated into a bounded spool)")
     start = dataset_offset(buf)
     max_depth = limit_settings().max_nesting_depth
     try:
-        if transfer_syntax == DeflatedExplicitVRLittleEndian:
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = inflater.decompress(bytes(buf[start:])) + inflater.flush()
-            if not inflater.eof:
-                raise _Truncated("deflated data set ends before its end-of-stream marker")
-            _Walker(body, implicit=False, little=True, max_depth=max_depth).dataset(0)
-            return
         implicit = transfer_syntax == ImplicitVRLittleEndian
         if not implicit and len(buf) >= start + 6:
             # Some devices write implicit VR under an explicit transfer syntax;
@@ -242,20 +274,145 @@ def check_complete(buf: mmap.mmap | bytes, transfer_syntax: str) -> None:
         raise InvalidInstance(str(exc)) from exc
 
 
+_INFLATE_CHUNK = 1 << 20  # compressed bytes read, and inflated bytes produced, per step
+_RATIO_FLOOR = 64 << 20  # inflated bytes always allowed (up to the maximum instance size) whatever the ratio
+
+
+def inflate_bounded(src: BinaryIO, dst: BinaryIO, *, compressed_size: int) -> int:
+    """Inflate the raw deflate stream *src* into *dst* a chunk at a time; the inflated size.
+
+    Never holds more than a chunk of either side in memory. Raises :class:`TooLarge` as soon
+    as the output passes ``PACS_MAX_INSTANCE_SIZE`` or ``PACS_MAX_DEFLATE_RATIO`` times
+    *compressed_size* (beyond the first 64 MiB): a deflate bomb is refused after writing at most
+    that much, not after inflating all of it. :class:`InvalidInstance` for a broken stream.
+    """
+    limits = limit_settings()
+    by_ratio = max(limits.max_deflate_ratio * compressed_size, _RATIO_FLOOR)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or src.read(_INFLATE_CHUNK)
+            if not data:
+                raise InvalidInstance("truncated or malformed data set: deflated data set ends before its end")
+            out = inflater.decompress(data, _INFLATE_CHUNK)
+            total += len(out)
+            if total > limits.max_instance_size:
+                raise TooLarge(
+                    f"deflated data set inflates beyond the maximum instance size of {limits.max_instance_size} "
+                    "bytes (PACS_MAX_INSTANCE_SIZE)"
+                )
+            if total > by_ratio:
+                raise TooLarge(
+                    f"deflated data set of {compressed_size} bytes inflates more than {limits.max_deflate_ratio} "
+                    "times (PACS_MAX_DEFLATE_RATIO): refused as a deflate bomb"
+                )
+            dst.write(out)
+    except zlib.error as exc:
+        raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
+    return total
+
+
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) in _PIXEL_TAGS
+
+
+def _read_deflated(fh: BinaryIO, path: Path, start: int, size: int) -> Dataset:
+    """The header of a Deflated Explicit VR Little Endian file (PS3.5 A.5), inflated into a bounded spool.
+
+    The inflated data set goes to an unnamed temporary file beside *path* (never to memory),
+    is walked there (complete, nesting bounded) and parsed from there up to the pixel data.
+    """
+    with tempfile.TemporaryFile(dir=path.parent, prefix=".inflate-") as spool:
+        fh.seek(start)
+        inflated = inflate_bounded(fh, spool, compressed_size=size - start)
+        spool.flush()
+        if inflated:
+            with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as body:
+                try:
+                    _Walker(body, implicit=False, little=True, max_depth=limit_settings().max_nesting_depth).dataset(0)
+                except (_Truncated, struct.error) as exc:
+                    raise InvalidInstance(f"truncated or malformed data set: {exc}") from exc
+                except _TooDeep as exc:
+                    raise InvalidInstance(str(exc)) from exc
+        spool.seek(0)
+        try:
+            meta = read_file_meta_info(path)
+            dataset = read_dataset(spool, False, True, stop_when=_at_pixels)
+        except RecursionError:
+            raise InvalidInstance("cannot parse DICOM header: sequences nested too deeply") from None
+        except _PARSE_ERRORS as exc:
+            raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
+    ds = FileDataset(str(path), dataset, preamble=None, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
+def _deflated(path: Path) -> bool:
+    """Whether pydicom would inflate the data set of *path*: its file meta, read as pydicom reads it, says so.
+
+    Asked of pydicom itself (the file meta group only), so that no spelling of (0002,0010) our
+    reader takes for another syntax sends a deflated data set to pydicom's in-memory inflate.
+    """
+    try:
+        meta = read_file_meta_info(path)
+        transfer_syntax = str(meta.get("TransferSyntaxUID", "") or "")  # values convert lazily: inside the try
+    except _PARSE_ERRORS as exc:
+        raise InvalidInstance(f"cannot parse the file meta information: {str(exc)[:300]}") from exc
+    return transfer_syntax == DeflatedExplicitVRLittleEndian
+
+
+def read_header(path: Path) -> Dataset:
+    """The header of the Part 10 file at *path* (never its pixel data), deflated data sets inflated bounded.
+
+    For a door that must look inside a file before the archive takes it. :class:`InvalidInstance`
+    (or :class:`TooLarge`) when it cannot be read within the limits.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            if size < 132:
+                raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
+            if _deflated(path):
+                fh.seek(0)
+                start = dataset_offset(fh.read(min(size, 1 << 20)))
+                return _read_deflated(fh, path, start, size)
+            fh.seek(0)
+            return _parse(fh)[0]
+    except OSError as exc:
+        raise InvalidInstance(f"cannot read received file: {exc}") from exc
+
+
+def check_size(size: int) -> None:
+    """Refuse (:class:`TooLarge`) an object larger than ``PACS_MAX_INSTANCE_SIZE``."""
+    maximum = limit_settings().max_instance_size
+    if size > maximum:
+        raise TooLarge(
+            f"object of {size} bytes is larger than the maximum instance size of {maximum} bytes "
+            "(PACS_MAX_INSTANCE_SIZE)"
+        )
+
+
 # Files up to this size are read into memory once (hashed, walked and parsed from there);
 # larger ones are hashed by streaming reads and walked through a mapping, so memory stays flat.
 IN_MEMORY_LIMIT = 8 * 1024 * 1024
-_PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error)
+# pydicom reading hostile bytes raises many kinds (ValueError, KeyError, struct.error, EOFError,
+# BytesLengthException, NotImplementedError, OverflowError, UnicodeDecodeError, ...): around its
+# reading calls, any of them means the file cannot be understood (found by tests/storage/test_fuzz_admission.py).
+_PARSE_ERRORS = (Exception,)
 
 
 def _parse(fh: BinaryIO) -> tuple[Dataset, str]:
     """The header of the Part 10 file *fh* (never its pixel data) and its transfer syntax."""
     try:
         ds = dcmread(fh, stop_before_pixels=True)
-    except _PARSE_ERRORS as exc:
-        raise InvalidInstance(f"cannot parse DICOM header: {exc}") from exc
     except RecursionError:  # nesting the structure walk could not see (implicit VR, defined lengths)
         raise InvalidInstance("cannot parse DICOM header: sequences nested too deeply") from None
+    except _PARSE_ERRORS as exc:
+        raise InvalidInstance(f"cannot parse DICOM header: {str(exc)[:300]}") from exc
     ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     if not ts:
         raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
@@ -272,22 +429,33 @@ def read_received_file(path: Path, sha256: str | None = None) -> ReceivedFile:
             size = fh.seek(0, 2)
             if size < 132:
                 raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
+            check_size(size)
+            deflated = _deflated(path)
             fh.seek(0)
             if size <= IN_MEMORY_LIMIT:
                 data = fh.read()
                 size = len(data)
                 digest = sha256 or hashlib.sha256(data).hexdigest()
-                ds, ts = _parse(io.BytesIO(data))
-                check_complete(data, ts)
+                if deflated:
+                    ds, ts = _read_deflated(fh, path, dataset_offset(data), size), str(DeflatedExplicitVRLittleEndian)
+                else:
+                    ds, ts = _parse(io.BytesIO(data))
+                    check_complete(data, ts)
             else:
                 # Hash by streaming reads, not through the mapping: hashing a mapping would map every
                 # page of a 1 GB object into this process (RSS grows by the object's size). The
                 # structure walk below touches only the pages holding element headers.
                 digest = sha256 or hashlib.file_digest(fh, "sha256").hexdigest()
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                    fh.seek(0)
-                    ds, ts = _parse(fh)
-                    check_complete(buf, ts)
+                    if deflated:
+                        ds, ts = (
+                            _read_deflated(fh, path, dataset_offset(buf), size),
+                            str(DeflatedExplicitVRLittleEndian),
+                        )
+                    else:
+                        fh.seek(0)
+                        ds, ts = _parse(fh)
+                        check_complete(buf, ts)
     except OSError as exc:
         raise InvalidInstance(f"cannot read received file: {exc}") from exc
     return ReceivedFile(path=path, size=size, sha256=digest, transfer_syntax_uid=ts, dataset=ds)

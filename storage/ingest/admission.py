@@ -25,9 +25,12 @@ from storage.dicom.files import (
     _LONG_VRS,
     _UNDEFINED,
     IN_MEMORY_LIMIT,
+    _text,
     _Truncated,
     _Walker,
     check_complete,
+    check_size,
+    file_meta_values,
     read_received_file,
 )
 from storage.dicom.uids import require_component_id, require_uid
@@ -53,36 +56,7 @@ class Admission:
     identity: Identity
     size: int
     transfer_syntax_uid: str
-
-
-def _text(value: bytes) -> str:
-    """A UI value as pydicom reads it: ASCII, trailing NUL and space padding removed (PS3.5 §6.2)."""
-    return value.decode("ascii", "replace").rstrip("\x00 ")
-
-
-def _file_meta(buf: mmap.mmap | bytes) -> tuple[dict[int, str], int]:
-    """The file meta group's values (explicit VR little endian) and where the data set starts."""
-    if len(buf) < 132 or buf[128:132] != b"DICM":
-        raise InvalidInstance("not a DICOM Part 10 file (no DICM prefix)")
-    values: dict[int, str] = {}
-    pos = 132
-    while pos + 8 <= len(buf):
-        group, element = struct.unpack_from("<HH", buf, pos)
-        if group != 0x0002:
-            break
-        vr = bytes(buf[pos + 4 : pos + 6])
-        if vr in _LONG_VRS:
-            if pos + 12 > len(buf):
-                break
-            length, value_at = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
-        else:
-            length, value_at = struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
-        if value_at + length > len(buf):
-            raise InvalidInstance("file meta information is truncated")
-        if vr == b"UI":
-            values[(group << 16) | element] = _text(bytes(buf[value_at : value_at + length]))
-        pos = value_at + length
-    return values, pos
+    component_key: str  # PatientID, whole (never truncated)
 
 
 def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict[int, str]:
@@ -106,7 +80,7 @@ def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict
             pos = walker.sequence(pos, implicit=implicit or vr == b"UN")
             continue
         if tag == _PATIENT_ID:
-            require_component_id(bytes(buf[pos : pos + length]))
+            found[tag] = require_component_id(bytes(buf[pos : pos + length]))
         elif tag in _WANTED:
             found[tag] = _text(bytes(buf[pos : pos + length]))
         pos += length
@@ -115,7 +89,7 @@ def _placing_uids(buf: mmap.mmap | bytes, start: int, *, implicit: bool) -> dict
 
 def _check(buf: mmap.mmap | bytes, path: Path) -> tuple[dict[int, str], dict[int, str], str] | Admission:
     """File meta and placing UIDs of *buf*, or the pydicom path's verdict for deflated / big endian data sets."""
-    meta, start = _file_meta(buf)
+    meta, start = file_meta_values(buf)
     ts = meta.get(_META_TRANSFER_SYNTAX, "")
     if not ts:
         raise InvalidInstance("file meta has no Transfer Syntax UID (0002,0010)")
@@ -139,6 +113,7 @@ def examine_for_admission(path: Path) -> Admission:
             size = fh.seek(0, 2)
             if size < 132:
                 raise InvalidInstance(f"file of {size} bytes is too short for DICOM Part 10")
+            check_size(size)
             fh.seek(0)
             if size <= IN_MEMORY_LIMIT:  # small: one read (it is in the page cache)
                 checked = _check(fh.read(), path)
@@ -159,12 +134,15 @@ def examine_for_admission(path: Path) -> Admission:
     meta_sop = meta.get(_META_SOP_INSTANCE)
     if meta_sop and meta_sop != identity.sop_instance_uid:
         raise InvalidInstance("file meta (0002,0003) names another SOP Instance UID than the data set (0008,0018)")
-    return Admission(identity=identity, size=size, transfer_syntax_uid=ts)
+    return Admission(identity=identity, size=size, transfer_syntax_uid=ts, component_key=uids.get(_PATIENT_ID, ""))
 
 
 def _admit_through_pydicom(path: Path) -> Admission:
     """Deflated or big endian data sets: pydicom reads the header (the synchronous path's checks)."""
     received = read_received_file(path)
     return Admission(
-        identity=identity_of(received.dataset), size=received.size, transfer_syntax_uid=received.transfer_syntax_uid
+        identity=identity_of(received.dataset),
+        size=received.size,
+        transfer_syntax_uid=received.transfer_syntax_uid,
+        component_key=require_component_id(received.dataset.get("PatientID", "")),
     )

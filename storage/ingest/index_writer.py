@@ -34,7 +34,7 @@ from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.dicom import header
 from storage.dicom.uids import require_component_id, require_uid
-from storage.errors import InvalidInstance
+from storage.errors import ComponentMismatch, InvalidInstance
 from storage.index.attributes import (
     FallbackReader,
     IndexedAttribute,
@@ -114,6 +114,21 @@ _ADD = {
         (_SERIES, "number_of_instances"),
     )
 }
+
+
+_COMPONENT_KEY = PreparedStatement(select(_COMPONENTS.c.patient_id).where(_COMPONENTS.c.id == bindparam("row_id")))
+_COMPONENT_OF_STUDY = PreparedStatement(
+    select(_COMPONENTS.c.patient_id)
+    .select_from(_STUDIES.join(_COMPONENTS, _STUDIES.c.component_id == _COMPONENTS.c.id))
+    .where(_STUDIES.c.study_instance_uid == bindparam("study"))
+)
+
+
+def check_component(conn: Connection, study_instance_uid: str, component_key: str) -> None:
+    """Raise :class:`ComponentMismatch` when the study is indexed under another component than *component_key*."""
+    found = _COMPONENT_OF_STUDY.rows(conn, {"study": study_instance_uid})
+    if found and found[0][0] != component_key:
+        raise ComponentMismatch(study_instance_uid, str(found[0][0]), component_key)
 
 
 class StoreOutcome(StrEnum):
@@ -548,6 +563,9 @@ def _upsert_hierarchy(conn: Connection, identity: Identity, values: IndexValues)
     )
     if study is None:
         _ADD[_COMPONENTS.name, "number_of_studies"].count(conn, {"row_id": component_id, "delta": 1})
+    elif study["component_id"] != component_id:  # finding 7: never file an instance under another component
+        [(owner,)] = _COMPONENT_KEY.rows(conn, {"row_id": study["component_id"]})
+        raise ComponentMismatch(identity.study_instance_uid, str(owner), values.component_key)
     modalities = split_multi(study["modalities_in_study"]) if study is not None else []
     series_id, series = _upsert(
         conn,
@@ -558,6 +576,10 @@ def _upsert_hierarchy(conn: Connection, identity: Identity, values: IndexValues)
     )
     if series is None:
         _ADD[_STUDIES.name, "number_of_series"].count(conn, {"row_id": study_id, "delta": 1})
+    elif series["study_id"] != study_id:  # nor under another study
+        raise InvalidInstance(
+            f"series {identity.series_instance_uid} belongs to another study than {identity.study_instance_uid}"
+        )
     modality = values.series.get("modality") or (series["modality"] if series is not None else None)
     if modality and modality not in modalities:
         _UPDATE[_STUDIES.name].count(

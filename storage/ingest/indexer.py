@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from storage.audit import AuditRecord
-from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.errors import ComponentMismatch, IndexUnavailable, InvalidInstance, StorageUnavailable
 from storage.ingest.index_writer import IndexItem, StoreResult
 from storage.ingest.intake import Entry, Intake
 
@@ -64,16 +64,16 @@ ATTEMPTS = 3  # an entry that fails this often for an unexpected reason is set a
 BATCH = 64  # entries indexed in one transaction (one commit, one sync per object directory)
 
 
-def _set_aside(archive: Archive, intake: Intake, entry: Entry, reason: str) -> None:
+def _set_aside(archive: Archive, intake: Intake, entry: Entry, reason: str, exc: Exception | None = None) -> None:
     where = intake.reject(entry)
     log.error("admitted object set aside, it cannot be indexed: %s (%s)", where, reason)
+    detail = {"reason": f"admitted but not indexable: {reason}"[:500], "kept_at": str(where)}
+    study = None
+    if isinstance(exc, ComponentMismatch):  # acknowledged, then found to name another component: never re-labelled
+        detail.update(mismatch="component", owner=exc.owner, named=exc.named)
+        study = exc.study_instance_uid
     archive.record(
-        AuditRecord(
-            actor=entry.actor,
-            action="store",
-            outcome="failure",
-            detail={"reason": f"admitted but not indexable: {reason}"[:500], "kept_at": str(where)},
-        )
+        AuditRecord(actor=entry.actor, action="store", outcome="failure", study_instance_uid=study, detail=detail)
     )
 
 
@@ -94,8 +94,11 @@ def index_pending(archive: Archive, intake: Intake, failures: dict[str, int] | N
             archive.index_entries(intake, batch)
         except (IndexUnavailable, StorageUnavailable):
             raise
-        except Exception:  # isolate the entry that fails; index the others
-            log.exception("indexing a batch of %d failed: indexing its entries one by one", len(batch))
+        except Exception as exc:  # isolate the entry that fails; index the others
+            if isinstance(exc, InvalidInstance):
+                log.warning("indexing a batch of %d refused (%s): indexing its entries one by one", len(batch), exc)
+            else:
+                log.exception("indexing a batch of %d failed: indexing its entries one by one", len(batch))
             taken += _one_by_one(archive, intake, batch, failures)
             continue
         taken += len(batch)
@@ -111,6 +114,11 @@ def _one_by_one(
             archive.index_entries(intake, [(entry, item)])
         except (IndexUnavailable, StorageUnavailable):
             raise
+        except InvalidInstance as exc:  # a conflict with the index (component mismatch): retrying cannot help
+            _set_aside(archive, intake, entry, str(exc), exc)
+            failures.pop(entry.name, None)
+            taken += 1
+            continue
         except Exception as exc:  # one bad entry must not stop the others
             failures[entry.name] = failures.get(entry.name, 0) + 1
             log.exception("indexing %s failed (attempt %d)", entry.name, failures[entry.name])

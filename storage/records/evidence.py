@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 
 from storage.audit import Actor, AuditRecord, actor_label, anchor, append
 from storage.audit.export import as_json_line, entries_of
+from storage.audit.search import about as audit_about
 from storage.errors import NotFound
 from storage.index.models import AuditEvent, Instance, InstanceVersion, Series, Study
 from storage.objects import ObjectStore
-from storage.records.history import audit_query, component_history, studies_of
+from storage.records.history import component_history, studies_of
 
 FORMAT = "ndt-pacs evidence bundle 1"
 VERIFY_SCRIPT = Path(__file__).with_name("evidence_verify.py")
@@ -130,7 +131,7 @@ def write_bundle(
                 }
             )
         audit_entries = entries_of(
-            session, audit_query(study_uids, serial).where(AuditEvent.id <= head.anchor.entry_id)
+            session, audit_about(study_uids, serial).where(AuditEvent.id <= head.anchor.entry_id)
         )
         audit_lines = "".join(as_json_line(entry) + "\n" for entry in audit_entries)
         writer.add_bytes("audit.jsonl", audit_lines.encode("utf-8"))

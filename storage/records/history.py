@@ -8,18 +8,17 @@ evaluations, signatures, reports, rejections) add their events here.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.audit.log import utc
+from storage.audit.search import about
 from storage.errors import NotFound
-from storage.index.models import Annotation, AuditEvent, Component, Instance, InstanceVersion, Series, Study
+from storage.index.models import Annotation, Component, Instance, InstanceVersion, Series, Study
 
 
 @dataclass(frozen=True)
@@ -64,21 +63,6 @@ def studies_of(session: Session, serial: str) -> tuple[Component, list[Study]]:
         raise NotFound(f"component {serial!r} not found")
     studies = session.scalars(select(Study).where(Study.component_id == component.id).order_by(Study.id)).all()
     return component, list(studies)
-
-
-def _like_literal(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def audit_query(study_uids: Sequence[str], serial: str | None = None) -> Any:
-    """The audit entries about these inspections (and, given *serial*, those naming the component), by id."""
-    conditions = [AuditEvent.study_instance_uid.in_(list(study_uids))] if study_uids else []
-    if serial is not None:
-        needle = json.dumps({"serial": serial}, separators=(",", ":"))[1:-1]  # as the log writes it
-        conditions.append(AuditEvent.detail.like(f"%{_like_literal(needle)}%", escape="\\"))
-    if not conditions:
-        return select(AuditEvent).where(AuditEvent.id < 0)
-    return select(AuditEvent).where(or_(*conditions)).order_by(AuditEvent.id)
 
 
 def component_history(session: Session, serial: str, *, audit_limit: int = 10_000) -> ComponentHistory:
@@ -158,7 +142,7 @@ def component_history(session: Session, serial: str, *, audit_limit: int = 10_00
                     detail={**base, "reason": annotation.withdrawal_reason},
                 )
             )
-    for entry in session.scalars(audit_query(list(by_id.values()), serial).limit(audit_limit)):
+    for entry in session.scalars(about(list(by_id.values()), serial).limit(audit_limit)):
         events.append(
             HistoryEvent(
                 at=entry.occurred_at,

@@ -24,7 +24,7 @@ PERMISSIONS: dict[str, str] = {
     "annotations:write": "create and withdraw annotations (measurements kept on an image)",
     "evaluations:write": "record a disposition and sign it as evaluator (needs a valid Level 2 or 3 qualification)",
     "evaluations:approve": "approve or return an evaluation (needs a valid Level 3 qualification)",
-    "audit:read": "read and export the audit log",
+    "audit:read": "search the audit log, read a component's history, export evidence bundles",
     "quality:read": "quality dashboards and reports",
     "accounts:manage": "create, change and disable accounts and tokens",
     "peers:manage": "add and remove known DICOM peers",

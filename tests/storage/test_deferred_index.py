@@ -157,7 +157,7 @@ def test_admitted_objects_are_durable_then_indexed_byte_exact(
     deferred: tuple[Archive, Archive, Intake], tmp_path: Path
 ) -> None:
     receiving, indexing, intake = deferred
-    spooled = _spooled(receiving, tmp_path, 5, StudyInstanceUID="1.2.826.0.1.3680043.10.1.77")
+    spooled = _spooled(receiving, tmp_path, 5, StudyInstanceUID="1.2.826.0.1.3680043.10.1.77", PatientID="SN-77")
     digests = [_sha(p) for p in spooled]
     entries = [receiving.admit_file(p, ACTOR) for p in spooled]
     assert sorted(_sha(e.path) for e in entries) == sorted(digests)  # byte-exact in the intake

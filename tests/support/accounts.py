@@ -55,3 +55,9 @@ def with_credentials(url: str, name: str, password: str = PASSWORD) -> str:
     """*url* carrying HTTP Basic credentials (httpx and requests send them)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
+
+
+def without_credentials(url: str) -> str:
+    """*url* without its user:password part (a browser logs in through the login page instead)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))

@@ -78,6 +78,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/dicom-web/studies/{study}/series/{series}/thumbnail"): "studies:read",
     ("GET", "/dicom-web/studies/{study}/series/{series}/instances/{sop}/thumbnail"): "studies:read",
     ("GET", "/wado"): "studies:read",
+    ("GET", "/api/audit"): "audit:read",
+    ("GET", "/api/components/{serial}/history"): "audit:read",
+    ("GET", "/api/components/{serial}/evidence"): "audit:read",
+    ("GET", "/api/inspections/{uid}/evidence"): "audit:read",
 }
 ROLES = ("admin", "inspector", "auditor", "quality", "device")
 SAFE = {"GET", "HEAD", "OPTIONS"}
@@ -127,6 +131,7 @@ class Site:
             "frame": "1",
             "tag": "7FE00010",
             "serial:path": ds.PatientID,
+            "serial": ds.PatientID,
             "name:path": "app.js",
             "name": "login.js",
             "annotation_id": "1",

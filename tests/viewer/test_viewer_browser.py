@@ -390,6 +390,7 @@ def test_login_badge_escaping_hiding_and_logout(browser: Any, server: RunningSer
         open_latest_radiograph(page)
         page.wait_for_selector(".annotations li .label")
         assert page.locator("button[data-tool='length']").is_hidden()
+        assert page.locator("#nav-audit").is_hidden()  # no audit:read
         assert page.locator("button[data-tool='wl']").is_visible()
         assert page.get_by_role("button", name="Clear measurements").is_hidden()
         assert page.locator(".annotations li button").first.is_hidden()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from viewer.api import components, errors, images, inspections, vocabulary
+from viewer.api import audit, components, errors, images, inspections, vocabulary
 from viewer.api.annotations import router as annotations_router
 
-ROUTERS = (components.router, inspections.router, images.router, annotations_router, vocabulary.router)
+# The audit router first: /components/{serial}/history must not be taken for a serial containing '/'.
+ROUTERS = (audit.router, components.router, inspections.router, images.router, annotations_router, vocabulary.router)
 
 
 def install(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ Store Instances Response Module (PS3.18 Table 10.5.3-1) as DICOM JSON.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from enum import IntEnum
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydicom import dcmread
 from starlette.concurrency import run_in_threadpool
 
 from storage.archive import Archive, StoreResult
-from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable
+from storage.dicom.files import META_SOP_CLASS, META_SOP_INSTANCE, file_meta_values, read_header
+from storage.errors import IndexUnavailable, InvalidInstance, StorageUnavailable, TooLarge
 from viewer.auth import SecuredRouter, request_actor, require
 from viewer.dicomweb.common import (
     PREFIX,
@@ -34,6 +35,8 @@ from viewer.dicomweb.common import (
     study_url,
 )
 from viewer.dicomweb.multipart import MultipartError, Part, iter_parts
+
+log = logging.getLogger(__name__)
 
 router = SecuredRouter(prefix=PREFIX, tags=["STOW-RS"])
 
@@ -53,11 +56,14 @@ def _ui(*values: str) -> dict[str, Any]:
 
 
 def _peek_uids(path: Path) -> tuple[str, str]:
-    """SOP Class and Instance UIDs of a part we could not store, for the failure item (best effort)."""
-    with contextlib.suppress(Exception), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
-        return str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or "")
+    """SOP Class and Instance UIDs of a part we could not store, for the failure item (best effort).
+
+    From the file meta (0002,0002) and (0002,0003) only: the data set of a refused part may be a
+    deflate bomb, so it is never parsed here.
+    """
+    with contextlib.suppress(Exception), open(path, "rb") as fh:
+        meta, _ = file_meta_values(fh.read(64 << 10))
+        return meta.get(META_SOP_CLASS, ""), meta.get(META_SOP_INSTANCE, "")
     return "", ""
 
 
@@ -69,23 +75,39 @@ def _failure(sop_class: str, sop_uid: str, reason: FailureReason) -> dict[str, A
 
 
 def _store_part(
-    archive: Archive, request: Request, part: Part, target_study: str | None
+    archive: Archive,
+    request: Request,
+    part: Part,
+    target_study: str | None,
+    too_large: list[str],
+    reasons: list[str],
 ) -> StoreResult | dict[str, Any]:
-    """Store one part; a failure item (Failed SOP Sequence) when it cannot be stored."""
+    """Store one part; a failure item (Failed SOP Sequence) when it cannot be stored.
+
+    The archive's reason for refusing a part goes to *reasons* (the first is sent in a ``Warning``
+    header); a part beyond the size limits also to *too_large* (413 when nothing was stored).
+    """
     media = parse_media_type(part.content_type) if part.content_type else None
     if media is not None and media.type not in ("application/dicom", "application/octet-stream"):
         return _failure("", "", FailureReason.SOP_CLASS_NOT_SUPPORTED)
     if target_study is not None:
-        with contextlib.suppress(Exception), warnings.catch_warnings():
+        with contextlib.suppress(InvalidInstance), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = dcmread(part.path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+            ds = read_header(part.path)  # bounded: a deflated part is inflated into a bounded spool
             found = str(ds.get("StudyInstanceUID", "") or "")
             if found and found != target_study:
                 sop_class, sop_uid = _peek_uids(part.path)
                 return _failure(sop_class, sop_uid, FailureReason.DATASET_DOES_NOT_MATCH)
     try:
         return archive.store_file(part.path, request_actor(request), move=True)
-    except InvalidInstance:
+    except TooLarge as exc:
+        log.warning("STOW-RS part from %s refused: %s", request_actor(request).name, exc)
+        too_large.append(str(exc))
+        reasons.append(str(exc))
+        return _failure(*_peek_uids(part.path), FailureReason.OUT_OF_RESOURCES)
+    except InvalidInstance as exc:
+        log.warning("STOW-RS part from %s rejected: %s", request_actor(request).name, exc)
+        reasons.append(str(exc))
         return _failure(*_peek_uids(part.path), FailureReason.CANNOT_UNDERSTAND)
     except (StorageUnavailable, IndexUnavailable):
         return _failure(*_peek_uids(part.path), FailureReason.OUT_OF_RESOURCES)
@@ -109,11 +131,15 @@ async def _stow(request: Request, study: str | None) -> Response:
     stored: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     backend_down = False
+    too_large: list[str] = []
+    reasons: list[str] = []
     studies: set[str] = set()
     try:
         async with contextlib.aclosing(iter_parts(request.stream().__aiter__(), boundary, archive.spool_dir)) as parts:
             async for part in parts:
-                outcome = await run_in_threadpool(_store_part, archive, request, part, study)
+                refused_for_size = len(too_large)
+                outcome = await run_in_threadpool(_store_part, archive, request, part, study, too_large, reasons)
+                refused_for_size = len(too_large) - refused_for_size
                 if isinstance(outcome, StoreResult):
                     studies.add(outcome.study_instance_uid)
                     url = instance_url(
@@ -127,7 +153,8 @@ async def _stow(request: Request, study: str | None) -> Response:
                         }
                     )
                 else:
-                    backend_down |= outcome["00081197"]["Value"][0] == FailureReason.OUT_OF_RESOURCES
+                    reason = outcome["00081197"]["Value"][0]
+                    backend_down |= reason == FailureReason.OUT_OF_RESOURCES and not refused_for_size
                     failed.append(outcome)
     except MultipartError as exc:
         if not stored and not failed:
@@ -144,8 +171,14 @@ async def _stow(request: Request, study: str | None) -> Response:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     if stored:
         body["00081199"] = {"vr": "SQ", "Value": stored}
-    status = (503 if backend_down else 409) if not stored else 202 if failed else 200
-    return dicom_json_response(body, status=status)
+    status = (503 if backend_down else 413 if too_large else 409) if not stored else 202 if failed else 200
+    headers = {"Warning": f'299 - "{_header_text(reasons[0])}"'} if reasons else None
+    return dicom_json_response(body, status=status, headers=headers)
+
+
+def _header_text(reason: str) -> str:
+    """*reason* as a quoted-string of an HTTP header (RFC 9110 §5.6.4): printable ASCII, no quotes."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)[:300]
 
 
 @router.post("/studies", dependencies=[require(WRITE)], status_code=200)

@@ -3,7 +3,9 @@
 //   #/component/<serial>    the component and its inspection history (timeline)
 //   #/inspection/<uid>      its series, each a strip of thumbnails
 //   #/image/<study>/<series>/<sop>   the image viewer
+//   #/audit?...  #/history/<serial>  the auditor's pages (audit.js)
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
+import { auditPage, historyPage } from "./audit.js";
 import { fmtDate, fmtName, h, mount, status } from "./dom.js";
 import { thumbnailCanvas } from "./render.js";
 import { Viewer } from "./viewer.js";
@@ -179,6 +181,8 @@ async function route() {
     if (parts[0] === "component" && parts[1]) await componentPage(parts.slice(1).join("/"));
     else if (parts[0] === "inspection" && parts[1]) await inspectionPage(parts[1]);
     else if (parts[0] === "image" && parts.length === 4) await imagePage(parts[1], parts[2], parts[3]);
+    else if (parts[0] === "audit") await auditPage(main, new URLSearchParams(qs || ""), crumb);
+    else if (parts[0] === "history" && parts[1]) await historyPage(main, parts.slice(1).join("/"), crumb);
     else await searchPage(new URLSearchParams(qs || ""));
   } catch (err) {
     mount(main, h("h1", {}, "Not available"), h("p", { class: "error", role: "alert" }, err.message), h("a", { href: "#/search" }, "Back to search"));
