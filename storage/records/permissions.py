@@ -31,7 +31,7 @@ PERMISSIONS: dict[str, str] = {
 }
 
 ROLES: dict[str, str] = {
-    "admin": "accounts, peers and settings; never edits records",
+    "admin": "accounts, peers and settings; never reads or edits records",
     "inspector": "views, measures and annotates; evaluates and approves as its NDT qualifications allow",
     "auditor": "reads everything, including the audit log; writes nothing",
     "quality": "dashboards and reports; reads records",
@@ -41,7 +41,8 @@ ROLES: dict[str, str] = {
 # Role x permission. Permissions marked here as qualified are granted only with a valid
 # qualification of the required level (see QUALIFIED).
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"session", "viewer:open", "accounts:manage", "peers:manage", "audit:read"}),
+    # The admin does not audit itself (separation of duties) and never sees records, evidence bundles included.
+    "admin": frozenset({"session", "viewer:open", "accounts:manage", "peers:manage"}),
     "inspector": frozenset(
         {
             "session",
