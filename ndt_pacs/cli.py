@@ -161,12 +161,20 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     try:
         with core.archive.unit_of_work(write=True) as uow:  # the command's unit of work
             peer = core.peers.add(
-                uow, args.ae_title, args.host, args.port, _cli_actor(), allow=allow, description=args.description or ""
+                uow,
+                args.ae_title,
+                args.host,
+                args.port,
+                _cli_actor(),
+                allow=allow,
+                description=args.description or "",
+                user=args.user,
             )
     except InvalidPeer as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"added {peer.ae_title} {peer.host}:{peer.port} allow={','.join(peer.permissions) or '-'}")
+    acts_as = f" as device account {peer.user}" if peer.user else ""
+    print(f"added {peer.ae_title} {peer.host}:{peer.port} allow={','.join(peer.permissions) or '-'}{acts_as}")
     return 0
 
 
@@ -176,7 +184,10 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
     print(f"{'AE title':<16}  {'address':<28}  {'allow':<26}  description")
     for peer in peers:
         address = f"{peer.host}:{peer.port}"
-        print(f"{peer.ae_title:<16}  {address:<28}  {','.join(peer.permissions) or '-':<26}  {peer.description}")
+        acts_as = f" [device account {peer.user}]" if peer.user else ""
+        print(
+            f"{peer.ae_title:<16}  {address:<28}  {','.join(peer.permissions) or '-':<26}  {peer.description}{acts_as}"
+        )
     return 0
 
 
@@ -262,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow", help="comma-separated permissions: store,query,retrieve,move (default: all); '' for none"
     )
     peer_add.add_argument("--description", help="free text")
+    peer_add.add_argument(
+        "--user", metavar="NAME", help="the device account this peer acts as (its C-STORE and STOW-RS: one actor)"
+    )
     peer_add.set_defaults(func=cmd_peer_add)
     peer_list = peer.add_parser("list", help="list known peers")
     data_dir(peer_list)
@@ -274,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ndt_pacs.transfer_cli import add_commands
 
     add_commands(sub, data_dir)
+
+    from ndt_pacs.accounts_cli import add_account_commands
+
+    add_account_commands(sub, data_dir)
     _describe(parser)
     return parser
 

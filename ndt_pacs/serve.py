@@ -25,6 +25,7 @@ from storage.audit.forward import Forwarder, parse_target
 from storage.factory import build_core, open_archive
 from storage.ingest import indexer
 from storage.ingest.intake import Intake
+from storage.records import accounts
 from storage.settings import StorageSettings
 from viewer.app import create_app
 from viewer.settings import HttpSettings
@@ -54,6 +55,8 @@ def serve(
     if not (dicom_enabled or http_enabled):
         raise ValueError("nothing to serve: --no-dicom and --no-http together")
     archive = open_archive(storage)  # on the embedded default this applies migrations, before any worker starts
+    if spawn_workers and http_enabled:
+        _hint_first_admin(archive, storage)
     # pynetdicom spools incoming data sets with tempfile: keep them on the data
     # volume so the archive can rename them into the object store.
     tempfile.tempdir = str(storage.spool_dir)
@@ -76,12 +79,15 @@ def serve(
     server: _Server | None = None
     if http_enabled:
         config = uvicorn.Config(
-            create_app(build_core(archive)),
+            create_app(build_core(archive), settings=http),
             host=http.host,
             port=http.http_port,
             log_level="info",
             access_log=False,
             lifespan="on",
+            # X-Forwarded-Proto / -For are honoured only from a configured, trusted reverse proxy.
+            proxy_headers=http.trust_proxy,
+            forwarded_allow_ips=http.forwarded_allow_ips,
         )
         server = _Server(config)
     stopped = threading.Event()
@@ -118,6 +124,15 @@ def serve(
             forwarding[1].join(30)
         archive.db.dispose()
         log.info("stopped")
+
+
+def _hint_first_admin(archive: Archive, storage: StorageSettings) -> None:
+    """Say once, at start-up, how to create the first admin when the archive has none."""
+    from ndt_pacs.accounts_cli import first_admin_hint
+
+    with archive.db.read_session() as session:
+        if not accounts.has_active_admin(session):
+            log.warning(first_admin_hint(storage.data_dir if storage.database_url is None else None))
 
 
 def _start_audit_forwarding(

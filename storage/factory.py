@@ -13,6 +13,7 @@ from storage.index.catalog import Catalog
 from storage.index.db import Database
 from storage.objects import ObjectStore
 from storage.objects.files import FileObjectStore
+from storage.records.accounts import Authenticator
 from storage.records.annotations import Annotations
 from storage.records.peers import PeerRegistry
 from storage.settings import StorageSettings
@@ -68,6 +69,7 @@ class Core:
     catalog: Catalog
     annotations: Annotations
     peers: PeerRegistry
+    accounts: Authenticator
 
 
 def build_core(archive: Archive) -> Core:
@@ -77,4 +79,5 @@ def build_core(archive: Archive) -> Core:
         catalog=Catalog(),
         annotations=Annotations(),
         peers=PeerRegistry(archive.db),
+        accounts=Authenticator(archive.db),
     )

@@ -143,7 +143,9 @@ def _device_can_store(server: RunningServer) -> None:
         status = assoc.send_c_store(ds)
         assert status
         assert int(status.Status) == 0x0000
-    found = httpx.get(f"{server.http}/dicom-web/studies", params={"StudyInstanceUID": ds.StudyInstanceUID}, timeout=30)
+    found = httpx.get(
+        f"{server.url_as('device')}/dicom-web/studies", params={"StudyInstanceUID": ds.StudyInstanceUID}, timeout=30
+    )
     assert found.status_code == 200
     assert len(found.json()) == 1
 
@@ -251,7 +253,9 @@ def test_plain_pynetdicom_still_stores_and_finds(tmp_path: Path) -> None:
                 assert status
                 assert int(status.Status) == 0x0000
         for ds in datasets:  # findable right away: each answer waited for its indexing
-            found = httpx.get(f"{server.http}/dicom-web/studies/{ds.StudyInstanceUID}/instances", timeout=30)
+            found = httpx.get(
+                f"{server.url_as('device')}/dicom-web/studies/{ds.StudyInstanceUID}/instances", timeout=30
+            )
             assert found.status_code == 200
             assert [i["00080018"]["Value"][0] for i in found.json()] == [ds.SOPInstanceUID]
         assert "running on plain pynetdicom" in server.log()

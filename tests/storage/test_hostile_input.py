@@ -69,7 +69,7 @@ def _stow(server: RunningServer, data: bytes) -> httpx.Response:
         f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data + f"\r\n--{boundary}--\r\n".encode()
     )
     return httpx.post(
-        f"{server.http}/dicom-web/studies",
+        f"{server.url_as('device')}/dicom-web/studies",
         content=body,
         headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
         timeout=60,
@@ -77,7 +77,7 @@ def _stow(server: RunningServer, data: bytes) -> httpx.Response:
 
 
 def _studies(server: RunningServer, **params: str) -> httpx.Response:
-    return httpx.get(f"{server.http}/dicom-web/studies", params=params, timeout=60)
+    return httpx.get(f"{server.url_as('device')}/dicom-web/studies", params=params, timeout=60)
 
 
 def _refused_by_stow(response: httpx.Response) -> None:

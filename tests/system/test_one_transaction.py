@@ -19,6 +19,7 @@ from storage.archive import Archive
 from storage.audit import Actor
 from storage.errors import IndexUnavailable
 from storage.index.models import Annotation, AuditEvent, Instance, Peer
+from tests.support.accounts import add_account
 from tests.support.factories import make_instance, write_part10
 from tests.support.webutil import http_server
 
@@ -63,9 +64,15 @@ def _annotate(base: str, image: str) -> httpx.Response:
     return httpx.post(f"{base}/api/images/{image}/annotations", json=body, timeout=30)
 
 
-def test_http_annotation_commits_with_its_audit_entry(archive: Archive, image: str) -> None:
+@pytest.fixture
+def inspector(archive: Archive) -> str:
+    """The account the HTTP tests annotate as (created before any trigger refuses audit entries)."""
+    return add_account(archive.db, "test-inspector", "inspector")
+
+
+def test_http_annotation_commits_with_its_audit_entry(archive: Archive, image: str, inspector: str) -> None:
     entries = _count(archive, AuditEvent)
-    with http_server(archive) as base:
+    with http_server(archive, role="inspector", user=inspector) as base:
         assert _annotate(base, image).status_code == 201
     assert _count(archive, Annotation) == 1
     with archive.db.read_session() as session:
@@ -73,9 +80,11 @@ def test_http_annotation_commits_with_its_audit_entry(archive: Archive, image: s
     assert "annotation-create" in actions
 
 
-def test_http_annotation_without_its_audit_entry_is_not_kept(archive: Archive, image: str, refuse_audit: None) -> None:
+def test_http_annotation_without_its_audit_entry_is_not_kept(
+    archive: Archive, image: str, inspector: str, refuse_audit: None
+) -> None:
     entries = _count(archive, AuditEvent)
-    with http_server(archive) as base:
+    with http_server(archive, role="inspector", user=inspector) as base:
         response = _annotate(base, image)
     assert response.status_code == 503, response.text
     assert _count(archive, Annotation) == 0

@@ -31,9 +31,10 @@ def _fill(archive: Archive, tmp_path: Path) -> str:
 
 def test_audit_search_filters_and_pages(archive: Archive, tmp_path: Path) -> None:
     study = _fill(archive, tmp_path)
-    with http_server(archive) as base:
+    with http_server(archive, role="auditor") as base:
         everything = httpx.get(f"{base}/api/audit").json()
-        assert everything["total"] == 5
+        assert everything["total"] == 6  # the 5 above and the creation of the auditor's account
+        assert everything["items"][0]["action"] == "user_add"
         ids = [item["id"] for item in everything["items"]]
         assert ids == sorted(ids, reverse=True)  # newest first
         assert all(len(item["hash"]) == 64 for item in everything["items"])
@@ -54,18 +55,19 @@ def test_audit_search_filters_and_pages(archive: Archive, tmp_path: Path) -> Non
         searches = httpx.get(f"{base}/api/audit", params={"action": "audit-search"}).json()
         assert searches["total"] >= 8
         assert any(i["detail"]["criteria"] == {"serial": "SN-AUDIT-1"} for i in searches["items"])
+        assert {i["actor"] for i in searches["items"]} == {"user:test-auditor"}  # who searched
 
 
 def test_audit_needs_its_permission(archive: Archive, tmp_path: Path) -> None:
     _fill(archive, tmp_path)
-    with http_server(archive, permissions={"studies:read", "images:read"}) as base:
+    with http_server(archive, permissions={"studies:read", "images:read"}, role="auditor") as base:
         for path in ["/api/audit", "/api/components/SN-AUDIT-1/history", "/api/components/SN-AUDIT-1/evidence"]:
             assert httpx.get(f"{base}{path}").status_code == 403, path
 
 
 def test_component_history_over_http(archive: Archive, tmp_path: Path) -> None:
     _fill(archive, tmp_path)
-    with http_server(archive) as base:
+    with http_server(archive, role="auditor") as base:
         history = httpx.get(f"{base}/api/components/SN-AUDIT-1/history").json()
         assert history["serial"] == "SN-AUDIT-1"
         assert len(history["inspections"]) == 2
@@ -79,7 +81,7 @@ def test_component_history_over_http(archive: Archive, tmp_path: Path) -> None:
 
 def test_evidence_bundle_download_verifies_offline(archive: Archive, tmp_path: Path) -> None:
     study = _fill(archive, tmp_path)
-    with http_server(archive) as base:
+    with http_server(archive, role="auditor") as base:
         response = httpx.get(f"{base}/api/components/SN-AUDIT-1/evidence", timeout=60)
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/zip"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from storage.archive import Archive
-from tests.support.browser import chromium, shot
+from tests.support.accounts import PASSWORD, without_credentials
+from tests.support.browser import chromium, login, shot
 from tests.support.webutil import http_server
 from tests.viewer.test_audit_api import _fill
 
@@ -20,11 +21,17 @@ pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="
 def test_auditor_reads_the_history_and_downloads_the_evidence(archive: Archive, tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
     _fill(archive, tmp_path)
-    with http_server(archive) as base, chromium() as browser:
+    with http_server(archive, role="auditor", user="anna") as base, chromium() as browser:
         context = browser.new_context(
-            viewport={"width": 1366, "height": 768}, base_url=base, accept_downloads=True, bypass_csp=True
+            viewport={"width": 1366, "height": 768},
+            base_url=without_credentials(base),
+            accept_downloads=True,
+            bypass_csp=True,
         )
         page = context.new_page()
+        login(page, "anna", PASSWORD)
+        assert page.locator("#user .who-role").inner_text() == "(auditor)"
+        assert page.locator("#nav-audit").is_visible()
         page.goto("/#/history/SN-AUDIT-1")
         page.wait_for_selector("ol.history li")
         assert page.locator("h1").inner_text().startswith("History of SN-AUDIT-1")
