@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(peer_remove)
     peer_remove.add_argument("ae_title", metavar="AET")
     peer_remove.set_defaults(func=cmd_peer_remove)
+
+    from ndt_pacs.accounts_cli import add_account_commands
+
+    add_account_commands(sub, data_dir)
     return parser
 
 

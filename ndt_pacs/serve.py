@@ -20,9 +20,11 @@ import uvicorn
 from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
+from storage.archive import Archive
 from storage.factory import open_archive
 from storage.ingest import indexer
 from storage.ingest.intake import Intake
+from storage.records import accounts
 from storage.settings import StorageSettings
 from viewer.app import create_app
 from viewer.settings import HttpSettings
@@ -52,6 +54,8 @@ def serve(
     if not (dicom_enabled or http_enabled):
         raise ValueError("nothing to serve: --no-dicom and --no-http together")
     archive = open_archive(storage)  # on the embedded default this applies migrations, before any worker starts
+    if spawn_workers and http_enabled:
+        _hint_first_admin(archive, storage)
     # pynetdicom spools incoming data sets with tempfile: keep them on the data
     # volume so the archive can rename them into the object store.
     tempfile.tempdir = str(storage.spool_dir)
@@ -112,6 +116,15 @@ def serve(
             supervisor.stop()
         archive.db.dispose()
         log.info("stopped")
+
+
+def _hint_first_admin(archive: Archive, storage: StorageSettings) -> None:
+    """Say once, at start-up, how to create the first admin when the archive has none."""
+    from ndt_pacs.accounts_cli import first_admin_hint
+
+    with archive.db.read_session() as session:
+        if not accounts.has_active_admin(session):
+            log.warning(first_admin_hint(storage.data_dir if storage.database_url is None else None))
 
 
 class _IndexerSupervisor:

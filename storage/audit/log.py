@@ -39,7 +39,8 @@ class Actor:
 
     name: str
     address: str | None = None
-    kind: str = "ae"  # "ae", "user", "system"
+    kind: str = "ae"  # "ae", "user" (a person), "device" (a device account), "http", "system"
+    role: str | None = None  # the account's role (storage.records.permissions.ROLES) for users and devices
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ def append_all(conn: Connection, records: Sequence[AuditRecord]) -> int | None:
     [(prev_hash,)] = _LOCK_HEAD.rows(conn, {})
     rows: list[dict[str, Any]] = []
     for record in records:
+        detail = record.detail
+        if record.actor.role is not None and "actor_role" not in detail:
+            detail = {**detail, "actor_role": record.actor.role}
         fields: dict[str, Any] = {
             "occurred_at": datetime.now(UTC),
             "actor": actor_label(record.actor),
@@ -158,7 +162,7 @@ def append_all(conn: Connection, records: Sequence[AuditRecord]) -> int | None:
             "study_instance_uid": record.study_instance_uid,
             "series_instance_uid": record.series_instance_uid,
             "sop_instance_uid": record.sop_instance_uid,
-            "detail": json.dumps(record.detail, sort_keys=True, separators=(",", ":"), default=str),
+            "detail": json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str),
         }
         entry_hash = _hash_fields(prev_hash, **fields)
         rows.append({**fields, "prev_hash": prev_hash, "hash": entry_hash})

@@ -11,10 +11,12 @@ so that matching one value is a single ``LIKE`` (see :mod:`storage.index.query`)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -327,7 +329,83 @@ class Peer(Base):
     allow_query: Mapped[bool] = mapped_column(default=True)
     allow_retrieve: Mapped[bool] = mapped_column(default=True)
     allow_move_destination: Mapped[bool] = mapped_column(default=True)
+    # The device account this AE title acts as (C-STORE and STOW-RS from one device: one actor).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """An account: a person (admin, inspector, auditor, quality) or a device. Never deleted, only disabled."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(Text, default="")  # as printed on reports and signatures
+    email: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))  # admin, inspector, auditor, quality, device
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id (PHC string); None: no password login
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Qualification(Base):
+    """An NDT personnel certificate (ISO 9712 / NAS 410 / SNT-TC-1A): method, level, validity, vision test."""
+
+    __tablename__ = "qualifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    method: Mapped[str] = mapped_column(String(8))  # RT, DR, CR, CT, UT, PAUT, TOFD, ET, MT, PT, VT, TT, ...
+    level: Mapped[int] = mapped_column(Integer)  # 1, 2, 3
+    certificate: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text, default="")  # certifying body
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    vision_test: Mapped[date | None] = mapped_column(Date)  # last near-vision test; valid 12 months
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token of an account; only its SHA-256 is kept (the token is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise a token in a list
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginSession(Base):
+    """A browser session (cookie); only the SHA-256 of the cookie value is kept."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))  # sent back in X-CSRF-Token on state-changing requests
+    address: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """A failed login, kept in the database so that every HTTP process applies the same rate limit."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)  # as typed (lower case), known or not
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, default=utcnow)
 
 
 class AuditEvent(Base):

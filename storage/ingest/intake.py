@@ -58,14 +58,15 @@ class Entry:
 
 
 def _encode_actor(actor: Actor) -> str:
-    raw = json.dumps([actor.name, actor.address, actor.kind], separators=(",", ":")).encode()
+    fields = [actor.name, actor.address, actor.kind] + ([actor.role] if actor.role is not None else [])
+    raw = json.dumps(fields, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_actor(token: str) -> Actor:
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    name, address, kind = json.loads(raw)
-    return Actor(str(name), None if address is None else str(address), str(kind))
+    name, address, kind, *role = json.loads(raw)
+    return Actor(str(name), None if address is None else str(address), str(kind), str(role[0]) if role else None)
 
 
 def _parse(path: Path) -> Entry | None:

@@ -1,7 +1,7 @@
 """Evaluations (issue 14): marked indications with versions, evaluations, signatures, inspection status
 
 Revision ID: 0006_evaluations
-Revises: i7_annotations (0004_accounts once the accounts branch is merged)
+Revises: 0004_accounts
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_evaluations"
-down_revision: str | None = "i7_annotations"
+down_revision: str | None = "0004_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
