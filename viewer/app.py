@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from storage import __version__
 from storage.archive import Archive
 from viewer import ui
+from viewer.api import evaluations as evaluation_routes
+from viewer.api import indications as indication_routes
 from viewer.api import routes as api_routes
 from viewer.api import session as session_routes
 from viewer.auth import SecuredRouter, check_permissions, require
@@ -84,6 +86,8 @@ def create_app(
         return await http_exception_handler(request, exc)
 
     session_routes.install(app)
+    app.include_router(indication_routes.router)
+    app.include_router(evaluation_routes.router)
     api_routes.install(app)
     ui.install(app)
     install_error_handlers(app)
