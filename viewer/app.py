@@ -18,6 +18,7 @@ from viewer.api import evaluations as evaluation_routes
 from viewer.api import indications as indication_routes
 from viewer.api import routes as api_routes
 from viewer.api import session as session_routes
+from viewer.api import strict_query
 from viewer.auth import SecuredRouter, check_permissions, require
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 from viewer.settings import HttpSettings
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(indication_routes.router)
     app.include_router(evaluation_routes.router)
     api_routes.install(app)
+    strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
