@@ -394,9 +394,11 @@ def get_component(request: Request, serial: str) -> ComponentDetail:
     _audit(request, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
     dates = [str(c["StudyDate"]) for c in tree.children if c.get("StudyDate")]
     summary = _component(tree.values, latest=max(dates) if dates else None)
-    return ComponentDetail(
-        **summary.model_dump(), inspections=[_inspection(c, with_component=False) for c in tree.children]
-    )
+    inspections = [_inspection(c, with_component=False) for c in tree.children]
+    statuses = desk(request).statuses([i.uid for i in inspections])
+    for item in inspections:
+        item.status = statuses[item.uid]
+    return ComponentDetail(**summary.model_dump(), inspections=inspections)
 
 
 @router.get(

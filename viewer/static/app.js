@@ -5,6 +5,8 @@
 //   #/image/<study>/<series>/<sop>   the image viewer
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { fmtDate, fmtName, h, mount, status } from "./dom.js";
+import { evaluationSection, statusBadge } from "./evaluation.js";
+import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
 import { Viewer } from "./viewer.js";
 
@@ -65,7 +67,7 @@ function isoDate(v) { return v && /^\d{8}$/.test(v) ? `${v.slice(0, 4)}-${v.slic
 function resultTable(level, page, params) {
   const cols = level === "component"
     ? [["serial", "Serial / ID"], ["name", "Name"], ["material", "Material"], [null, "Welders"], ["inspections", "Inspections"], [null, "Latest inspection"]]
-    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"]];
+    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"], [null, "Status"]];
   const sort = params.get("sort") || (level === "component" ? "serial" : "date");
   const order = params.get("order") || (level === "component" ? "asc" : "desc");
   const link = (changes) => { const p = new URLSearchParams(params); for (const [k, v] of Object.entries(changes)) p.set(k, v); return `#/search?${p}`; };
@@ -76,7 +78,8 @@ function resultTable(level, page, params) {
       h("td", {}, it.welder_ids.join(", ")), h("td", { class: "num" }, it.inspection_count), h("td", {}, fmtDate(it.latest_inspection_date)))
     : h("tr", {}, h("td", {}, h("a", { href: `#/inspection/${enc(it.uid)}` }, fmtDate(it.date) || "(no date)")),
       h("td", {}, h("a", { href: `#/component/${enc(it.component.serial)}` }, it.component.serial)), h("td", {}, fmtName(it.component.name)),
-      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count)));
+      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count),
+      h("td", { class: "status-cell" }, statusBadge(it.status, it.device_approval_status))));
   const limit = page.limit, offset = page.offset;
   const pager = h("nav", { class: "pager", "aria-label": "Pages" },
     h("span", {}, page.total ? `${offset + 1}–${Math.min(offset + limit, page.total)} of ${page.total}` : "No matches"),
@@ -100,7 +103,7 @@ async function componentPage(serial) {
     h("time", { datetime: isoDate(i.date) }, fmtDate(i.date) || "(no date)"),
     h("div", { class: "event" },
       h("a", { href: `#/inspection/${enc(i.uid)}` }, i.description || `Inspection ${i.inspection_id || ""}`.trim()),
-      i === latest ? h("span", { class: "badge" }, "latest") : null,
+      i === latest ? h("span", { class: "badge" }, "latest") : null, " ", statusBadge(i.status, i.device_approval_status),
       h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${i.series_count} series · ${i.image_count} images`].filter(Boolean).join(" · ")))));
   mount(main,
     h("h1", {}, `Component ${c.serial}`, c.name ? h("span", { class: "sub" }, ` — ${fmtName(c.name)}`) : null),
@@ -128,6 +131,7 @@ async function inspectionPage(uid) {
   mount(main,
     h("h1", {}, `Inspection ${fmtDate(i.date)}`, h("span", { class: "sub" }, ` — ${i.component.serial} ${fmtName(i.component.name)}`)),
     dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)]]),
+    evaluationSection(i),
     strips);
 }
 
@@ -163,6 +167,7 @@ async function imagePage(study, series, sop) {
   const root = h("div", { class: "viewer-root" });
   mount(main, root);
   viewer = new Viewer(root, stack, index, { inspection: i, series: s });
+  new IndicationsPanel(viewer);
   await viewer.go(index);
   viewer.canvas.focus();
 }
