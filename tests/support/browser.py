@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # the repository root's
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -122,8 +122,8 @@ async function inspectionPage(uid) {
     h("h2", {}, `${s.modality || "?"} · Series ${s.number ?? ""} ${s.description ? "— " + s.description : ""}`),
     h("p", { class: "meta" }, [s.inspector ? `inspector ${fmtName(s.inspector)}` : "", s.station || "", s.device_manufacturer || "", `${s.images.length} image${s.images.length === 1 ? "" : "s"}`].filter(Boolean).join(" · ")),
     h("ul", { class: "strip" }, s.images.slice(0, 60).map((img) => {
-      const box = h("span", { class: "thumb" }, "…");
-      queueThumb(box, img);
+      const box = h("span", { class: "thumb" }, img.rows && img.columns ? "…" : "no image");
+      if (img.rows && img.columns) queueThumb(box, img); // not the report (DOC) nor the export (PR)
       return h("li", {}, h("a", { href: `#/image/${enc(i.uid)}/${enc(s.uid)}/${enc(img.uid)}`, title: `Image ${img.number ?? ""}` },
         box, h("span", { class: "caption" }, `#${img.number ?? "?"} · ${img.columns}×${img.rows}${img.frames > 1 ? ` · ${img.frames} frames` : ""}`)));
     })),

@@ -94,6 +94,7 @@ function render(box, inspection, state, indications, standards, meanings) {
   const evaluatedBy = valid.find((s) => s.meaning === "evaluated");
   const approvedBy = valid.find((s) => s.meaning === "approved");
   const again = () => refresh(box, inspection);
+  const released = ["approved", "rejected", "on-hold"].includes(state.status);
 
   const summary = ev
     ? h("dl", { class: "facts eval-summary" },
@@ -138,10 +139,12 @@ function render(box, inspection, state, indications, standards, meanings) {
     h("h3", {}, `Indications (${indications.length})`), table,
     h("h3", {}, "Signatures"), sigs,
     signButtons.length ? h("div", { class: "sign-actions" }, signButtons) : null,
-    state.report_url ? h("p", { class: "report" }, h("a", { href: state.report_url, class: "report-link", target: "_blank", rel: "noopener" }, "PDF inspection report")) : null,
+    state.report_url ? h("p", { class: "report" }, h("a", { href: state.report_url, class: "report-link", target: "_blank", rel: "noopener" }, "PDF inspection report"),
+      released ? null : h("span", { class: "report-stale" }, " — of the earlier release; its signatures are invalidated, this evaluation is not released")) : null,
     state.reinspections.length ? h("p", {}, "Re-inspected in: ", state.reinspections.map((u, k) => [k ? ", " : "", h("a", { href: `#/inspection/${enc(u)}` }, u)])) : null,
     canEvaluate.allowed
-      ? evaluationForm(inspection, state, indications, standards, meanings, again)
+      ? (ev ? h("details", { class: "eval-again" }, h("summary", {}, `Evaluate again (attempt ${ev.attempt + 1})…`), evaluationForm(inspection, state, indications, standards, meanings, again))
+        : evaluationForm(inspection, state, indications, standards, meanings, again))
       : h("p", { class: "meta eval-why" }, `You may not record a disposition: ${canEvaluate.reason}.`));
 }
 
@@ -166,7 +169,7 @@ function evaluationForm(inspection, state, indications, standards, meanings, aga
   const perIndication = indications.map((it) => h("div", { class: "ind-disp-row", "data-id": it.id },
     radios(`ind-${it.id}`, ev?.indications?.[String(it.id)], `#${it.number} ${meanings.get(it.type) || it.type}${it.label ? ` — ${it.label}` : ""} (${sizeText(it.sizes) || "no size"})`)));
   const form = h("form", { class: "eval-form", "aria-label": "Record an evaluation" },
-    h("h3", {}, ev ? `Evaluate again (attempt ${ev.attempt + 1})` : "Record the evaluation"),
+    ev ? null : h("h3", {}, "Record the evaluation"),
     radios("disposition", ev?.disposition, "Overall disposition"),
     perIndication,
     h("label", {}, h("span", {}, "Acceptance standard"), standard),
