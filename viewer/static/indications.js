@@ -87,7 +87,7 @@ export class IndicationsPanel {
     this.hint.hidden = true;
     this.form = h("form", { class: "ind-form", "aria-label": "Indication" });
     this.form.hidden = true;
-    this.notice = h("p", { class: "error notice", role: "alert" });
+    this.notice = h("p", { class: "error ind-notice", role: "alert" });
     this.notice.hidden = true;
     this.list = h("ol", { class: "ind-list", "aria-label": "Indications of this image" });
     this.count = h("span", { class: "ind-count" });
