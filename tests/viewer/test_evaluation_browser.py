@@ -176,6 +176,8 @@ def sign(page: Any, meaning: str, password: str) -> None:
 
 
 def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
+    from playwright.sync_api import expect
+
     ines = Session(browser, weld, "ines")
     page = ines.page
     open_image(page, weld)
@@ -243,6 +245,28 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     assert "40.00 × 20.00 mm" in history.nth(0).inner_text()
     assert "ines" in history.nth(1).inner_text()
     shot(page, "evaluation-2-edited")
+
+    # A polygon by clicks (Enter finishes): a right triangle of 40 px legs = 16 mm, area 128 mm²,
+    # longest chord 22.63 mm, 11.31 mm across it. Then withdrawn: kept in the archive, gone from the list.
+    page.select_option(".ind-tools select", "polygon")
+    page.click("button.ind-draw")
+    for x, y in ((60, 180), (100, 180), (100, 220)):
+        click(page, image_to_client(page, x, y))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("form.ind-form:not([hidden]) select[name=type]")
+    page.select_option("form.ind-form select[name=type]", "POROSITY")
+    page.click("form.ind-form button[type=submit]")
+    page.wait_for_selector(".ind-row[data-source='inspector'] >> nth=1")
+    polygon = page.locator(".ind-row[data-source='inspector']").nth(1)
+    assert "#2" in polygon.inner_text()
+    assert sizes_in(polygon.inner_text()) == pytest.approx([22.63, 11.31, 128.0], abs=0.01)
+    polygon.locator("button", has_text="Edit").click()
+    page.click("form.ind-form button.ind-withdraw")
+    expect(page.locator(".ind-row.withdrawn")).to_have_count(1)
+    assert "#2" in page.locator(".ind-row.withdrawn").inner_text()
+    assert page.locator(".ind-row.withdrawn button", has_text="Edit").count() == 0
+    row = page.locator(".ind-row[data-source='inspector']:not(.withdrawn)")
+    assert row.count() == 1
 
     # The inspection: received, the device's REJECTED beside it; evaluate REJECT against ISO 10675-1 L2.
     open_inspection(page, weld)
@@ -320,7 +344,7 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     ines = Session(browser, weld, "ines")
     page = ines.page
     open_image(page, weld)
-    row = page.locator(".ind-row[data-source='inspector']")
+    row = page.locator(".ind-row[data-source='inspector']:not(.withdrawn)")
     row.click()
     row.locator("button", has_text="Edit").click()
     reason = page.locator("form.ind-form input[name=reason]")
@@ -328,7 +352,7 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     page.fill("form.ind-form input[name=label]", "LOF-1b")
     reason.fill("label typo")
     page.click("form.ind-form button[type=submit]")
-    page.wait_for_selector(".ind-row[data-source='inspector'] .ind-meta:has-text('version 3')")
+    page.wait_for_selector(".ind-row[data-source='inspector']:not(.withdrawn) .ind-meta:has-text('version 3')")
     open_inspection(page, weld)
     assert page.locator(".eval-status-line .status-badge").inner_text() == "evaluated"
     invalid = page.locator("table.signatures tr.sig-invalid")

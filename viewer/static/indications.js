@@ -144,16 +144,18 @@ export class IndicationsPanel {
   async render() {
     let meanings = new Map();
     try { meanings = new Map((await indicationTypes()).map((t) => [t.code, t.meaning])); } catch (_) { /* codes shown */ }
-    const isSel = (source, key) => this.selected && this.selected.source === source && this.selected.key === key;
-    const rows = this.items.map((it) => h("li", {
-      class: "ind-row", "data-source": "inspector", "data-id": it.id, "aria-selected": String(isSel("inspector", it.id)), tabindex: "0",
+    const isSel = (source, key) => !!this.selected && this.selected.source === source && this.selected.key === key;
+    // Active ones first; withdrawn ones stay listed (dimmed, not drawn) so that their history is one click away.
+    const ordered = [...this.items.filter((it) => !it.withdrawn), ...this.items.filter((it) => it.withdrawn)];
+    const rows = ordered.map((it) => h("li", {
+      class: it.withdrawn ? "ind-row withdrawn" : "ind-row", "data-source": "inspector", "data-id": it.id, "aria-selected": String(isSel("inspector", it.id)), tabindex: "0",
       onclick: () => this.select("inspector", it.id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); this.select("inspector", it.id); } },
     },
     h("span", { class: "ind-number" }, `#${it.number}`), " ",
     h("span", { class: "ind-type" }, meanings.get(it.type) || it.type), " ",
     it.label ? h("span", { class: "ind-label" }, it.label) : null,
     h("span", { class: "ind-meta" },
-      [sizeText(it.sizes), `version ${it.version}`, it.frame > 1 || this.viewer.stack.some((x) => x.frame > 1) ? `frame ${it.frame}` : ""].filter(Boolean).join(" · ")),
+      [it.withdrawn ? "withdrawn" : "", sizeText(it.sizes), `version ${it.version}`, it.frame > 1 || this.viewer.stack.some((x) => x.frame > 1) ? `frame ${it.frame}` : ""].filter(Boolean).join(" · ")),
     isSel("inspector", it.id) ? this.rowActions(it) : null));
     const deviceRows = this.device.map((d, i) => h("li", {
       class: "ind-row device", "data-source": "device", "data-number": d.number ?? "", "aria-selected": String(isSel("device", i)), tabindex: "0",
@@ -164,14 +166,14 @@ export class IndicationsPanel {
     h("span", { class: "ind-type" }, d.types.map((t) => meanings.get(t) || t).join(", ") || "(no type)"), " ",
     d.label ? h("span", { class: "ind-label" }, d.label) : null,
     h("span", { class: "ind-meta" }, [d.disposition ? `device disposition ${d.disposition}` : "", d.points.length ? "" : "no region", d.description || ""].filter(Boolean).join(" · "))));
-    const total = this.items.length + this.device.length;
+    const total = this.items.filter((it) => !it.withdrawn).length + this.device.length;
     this.count.textContent = total ? `(${total})` : "";
     mount(this.list, rows, deviceRows, total ? null : h("li", { class: "ind-empty" }, "No indications on this image."));
   }
 
   rowActions(it) {
     const box = h("div", { class: "ind-actions" });
-    if (may("annotations:write")) box.append(h("button", { type: "button", onclick: (e) => { e.stopPropagation(); this.editForm(it); } }, "Edit"));
+    if (may("annotations:write") && !it.withdrawn) box.append(h("button", { type: "button", onclick: (e) => { e.stopPropagation(); this.editForm(it); } }, "Edit"));
     box.append(h("button", { type: "button", onclick: (e) => { e.stopPropagation(); this.showHistory(it, box); } }, "History"));
     return box;
   }
@@ -207,7 +209,7 @@ export class IndicationsPanel {
   }
 
   // -- the form (new indication, or a new version) --------------------------------------
-  async showForm({ title, values, submit, redraw }) {
+  async showForm({ title, values, submit, redraw, withdraw }) {
     let types = [];
     try { types = await indicationTypes(); } catch (err) { this.tell(`Cannot load the indication types: ${err.message}`); return; }
     const typeSelect = h("select", { name: "type", required: true },
@@ -228,6 +230,10 @@ export class IndicationsPanel {
       h("div", { class: "ind-form-actions" },
         h("button", { type: "submit" }, "Save"),
         redraw ? h("button", { type: "button", onclick: () => redraw() }, "Redraw region") : null,
+        withdraw ? h("button", { type: "button", class: "ind-withdraw", onclick: async () => {
+          error.hidden = true;
+          try { await withdraw(reason && reason.value.trim() ? reason.value.trim() : null); } catch (err) { error.textContent = `Not withdrawn: ${err.message}`; error.hidden = false; }
+        } }, "Withdraw") : null,
         h("button", { type: "button", onclick: () => this.closeForm() }, "Cancel")));
     this.form.onsubmit = async (e) => {
       e.preventDefault();
@@ -278,6 +284,14 @@ export class IndicationsPanel {
     this.showForm({
       title: `Indication #${it.number}: version ${it.version + 1}`,
       values: it,
+      withdraw: async (reason) => {
+        // Withdrawn, never deleted: the archive keeps every version; the list shows active ones.
+        const saved = await putJSON(`/api/indications/${it.id}`, { withdrawn: true, version: it.version, ...(reason ? { reason } : {}) });
+        this.closeForm();
+        this.selected = null;
+        await this.load(detail);
+        status(`Indication #${saved.number} withdrawn (version ${saved.version}).`);
+      },
       redraw: () => this.startDrawing(it.kind, (region) => { this.editing.region = region; this.draft = { ...region, sop: it.image_uid, frame: it.frame }; this.viewer.draw(); }),
       submit: async (body) => {
         const change = { ...body, version: it.version };
@@ -383,7 +397,7 @@ export class IndicationsPanel {
     if (!v.item || !v.detail) return [];
     const out = [];
     for (const it of this.items) {
-      if (it.image_uid === v.item.sop && it.frame === v.item.frame && !(this.editing?.region && this.editing.id === it.id)) {
+      if (!it.withdrawn && it.image_uid === v.item.sop && it.frame === v.item.frame && !(this.editing?.region && this.editing.id === it.id)) {
         out.push({ source: "inspector", key: it.id, kind: it.kind, points: it.points, text: `#${it.number}${it.label ? ` ${it.label}` : ""}` });
       }
     }
