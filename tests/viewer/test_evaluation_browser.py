@@ -331,6 +331,12 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     found = page.locator(f".grid tbody tr:has(a[href='#/inspection/{weld.study}'])")
     found.wait_for()
     assert found.locator(".status-badge").inner_text() == "rejected"
+    assert page.locator(".grid tbody tr").count() == 3  # the weld's three inspections
+    page.select_option(".filters select[name=status]", "rejected")
+    page.click(".filters button[type=submit]")
+    expect(page.locator(".grid tbody tr")).to_have_count(1)
+    assert "status=rejected" in page.url
+    assert page.locator(".grid tbody tr .status-badge").inner_text() == "rejected"
     assert "REJECTED" in found.locator(".device-status").inner_text()
     page.goto(f"/#/component/{weld.serial}")
     event = page.locator(f".timeline li:has(a[href='#/inspection/{weld.study}'])")

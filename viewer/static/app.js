@@ -5,7 +5,7 @@
 //   #/image/<study>/<series>/<sop>   the image viewer
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { fmtDate, fmtName, h, mount, status } from "./dom.js";
-import { evaluationSection, statusBadge } from "./evaluation.js";
+import { evaluationSection, statusBadge, statusFilter } from "./evaluation.js";
 import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
 import { Viewer } from "./viewer.js";
@@ -39,6 +39,7 @@ async function searchPage(params) {
     field("q", "Any field", { type: "search", placeholder: "free text" }),
     FILTERS.map(([n, l]) => field(n, l)),
     h("label", {}, h("span", {}, "Modality"), h("select", { name: "modality" }, MODALITIES.map((m) => h("option", { value: m, selected: (params.get("modality") || "") === m }, m || "any")))),
+    statusFilter(params.get("status")),
     field("from", "Inspected from", { type: "date", value: isoDate(params.get("from")) }),
     field("to", "Inspected to", { type: "date", value: isoDate(params.get("to")) }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Search"), h("a", { href: "#/search" }, "Reset")));

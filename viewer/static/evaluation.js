@@ -27,6 +27,12 @@ export function statusBadge(value, deviceStatus) {
     deviceStatus ? h("span", { class: "device-status", title: "ApprovalStatus (300E,0002) the device sent" }, ` device: ${deviceStatus}`) : null);
 }
 
+/** The search filter on the evaluation status (GET /api/components|inspections?status=). */
+export function statusFilter(current) {
+  return h("label", {}, h("span", {}, "Status"), h("select", { name: "status" },
+    ["", ...Object.keys(STATUS_TEXT)].map((s) => h("option", { value: s, selected: (current || "") === s }, s ? STATUS_TEXT[s] : "any"))));
+}
+
 /** May the signed-in user use *permission* (evaluations:write / evaluations:approve) on an inspection of *modalities*? */
 export function mayFor(permission, modalities) {
   const me = currentUser();
