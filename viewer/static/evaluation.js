@@ -75,13 +75,16 @@ export function evaluationSection(inspection) {
 async function refresh(box, inspection) {
   box.dataset.state = "loading";
   try {
-    const [state, indications, standards, types] = await Promise.all([
+    const [state, indications, standards, types, component] = await Promise.all([
       getJSON(`/api/inspections/${enc(inspection.uid)}/evaluation`),
       inspectionIndications(inspection),
       getJSON("/api/acceptance-standards"),
       indicationTypes(),
+      getJSON(`/api/components/${enc(inspection.component.serial)}`).catch(() => null),
     ]);
-    render(box, inspection, state, indications, standards, new Map(types.map((t) => [t.code, t.meaning])));
+    // A re-inspection references an earlier inspection of the same component.
+    const earlier = (component?.inspections || []).filter((x) => x.uid !== inspection.uid && (x.date || "") <= (inspection.date || "")).reverse();
+    render(box, inspection, state, indications, standards, new Map(types.map((t) => [t.code, t.meaning])), earlier);
     box.dataset.state = "loaded";
     box.dataset.status = state.status;
   } catch (err) {
@@ -90,7 +93,7 @@ async function refresh(box, inspection) {
   }
 }
 
-function render(box, inspection, state, indications, standards, meanings) {
+function render(box, inspection, state, indications, standards, meanings, earlier) {
   const me = currentUser();
   const ev = state.evaluation;
   const modalities = inspection.modalities || [];
@@ -149,8 +152,8 @@ function render(box, inspection, state, indications, standards, meanings) {
       released ? null : h("span", { class: "report-stale" }, " — of the earlier release; its signatures are invalidated, this evaluation is not released")) : null,
     state.reinspections.length ? h("p", {}, "Re-inspected in: ", state.reinspections.map((u, k) => [k ? ", " : "", h("a", { href: `#/inspection/${enc(u)}` }, u)])) : null,
     canEvaluate.allowed
-      ? (ev ? h("details", { class: "eval-again" }, h("summary", {}, `Evaluate again (attempt ${ev.attempt + 1})…`), evaluationForm(inspection, state, indications, standards, meanings, again))
-        : evaluationForm(inspection, state, indications, standards, meanings, again))
+      ? (ev ? h("details", { class: "eval-again" }, h("summary", {}, `Evaluate again (attempt ${ev.attempt + 1})…`), evaluationForm(inspection, state, indications, standards, meanings, earlier, again))
+        : evaluationForm(inspection, state, indications, standards, meanings, earlier, again))
       : h("p", { class: "meta eval-why" }, `You may not record a disposition: ${canEvaluate.reason}.`));
 }
 
@@ -159,7 +162,7 @@ function qualificationText(q) {
   return [`${q.method} Level ${q.level}`, q.certificate ? `certificate ${q.certificate}` : "", q.issuer || "", q.valid_until ? `valid until ${fmtDate(q.valid_until)}` : ""].filter(Boolean).join(" · ");
 }
 
-function evaluationForm(inspection, state, indications, standards, meanings, again) {
+function evaluationForm(inspection, state, indications, standards, meanings, earlier, again) {
   const ev = state.evaluation;
   const radios = (name, current, label) => h("fieldset", { class: "disp-choice" }, h("legend", {}, label),
     DISPOSITIONS.map(([v, text]) => h("label", {}, h("input", { type: "radio", name, value: v, checked: current === v, required: true }), text)));
@@ -168,6 +171,8 @@ function evaluationForm(inspection, state, indications, standards, meanings, aga
   const comment = h("textarea", { name: "comment", rows: "3", maxlength: "4000" });
   comment.value = ev?.comment || "";
   const repair = h("input", { name: "repair_id", maxlength: "64", value: ev?.repair_id || "" });
+  const reinspection = h("select", { name: "reinspection_of" }, h("option", { value: "" }, "— not a re-inspection —"),
+    earlier.map((x) => h("option", { value: x.uid, selected: ev?.reinspection_of === x.uid }, `${fmtDate(x.date) || "(no date)"} · ${x.modalities.join(", ")} · ${x.description || x.uid}`)));
   const signed = state.signatures.length > 0;
   const reason = signed ? h("input", { name: "reason", maxlength: "500", required: true }) : null;
   const error = h("p", { class: "error", role: "alert" });
@@ -181,6 +186,7 @@ function evaluationForm(inspection, state, indications, standards, meanings, aga
     h("label", {}, h("span", {}, "Acceptance standard"), standard),
     h("label", {}, h("span", {}, "Comment"), comment),
     h("label", {}, h("span", {}, "Repair ID (rejected weld)"), repair),
+    earlier.length ? h("label", {}, h("span", {}, "Re-inspection of"), reinspection) : null,
     reason ? h("label", {}, h("span", {}, "Reason for the change (required: the inspection is signed)"), reason) : null,
     error,
     h("button", { type: "submit" }, "Record evaluation"));
@@ -191,6 +197,7 @@ function evaluationForm(inspection, state, indications, standards, meanings, aga
       disposition: data.get("disposition"), standard: data.get("standard"),
       indications: Object.fromEntries(indications.map((it) => [String(it.id), data.get(`ind-${it.id}`)])),
       comment: String(data.get("comment") || "").trim() || null, repair_id: String(data.get("repair_id") || "").trim() || null,
+      reinspection_of: data.get("reinspection_of") || null,
     };
     if (reason) body.reason = reason.value.trim();
     error.hidden = true;
