@@ -184,6 +184,7 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     # The device's indications: listed (marked as the device's) and drawn in their own colour.
     device_rows = page.locator(".ind-row.device")
     assert device_rows.count() == 2
+    assert page.locator(".ind-state .status-badge").inner_text() == "received"
     assert device_rows.nth(1).locator(".ind-source").inner_text().lower() == "device"
     assert "Crack" in device_rows.nth(1).inner_text()
     assert "device disposition REJECT" in device_rows.nth(1).inner_text()
@@ -355,6 +356,8 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     row = page.locator(".ind-row[data-source='inspector']:not(.withdrawn)")
     row.click()
     row.locator("button", has_text="Edit").click()
+    assert page.locator(".ind-state .status-badge").inner_text() == "rejected"
+    assert "needs a reason" in page.locator(".ind-state").inner_text()
     reason = page.locator("form.ind-form input[name=reason]")
     assert reason.get_attribute("required") is not None
     page.fill("form.ind-form input[name=label]", "LOF-1b")

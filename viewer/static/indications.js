@@ -7,6 +7,7 @@
 
 import { getJSON, may, postJSON, putJSON } from "./api.js";
 import { h, mount, status } from "./dom.js";
+import { statusBadge } from "./evaluation.js";
 
 export const KINDS = [
   ["point", "Point"], ["line", "Line"], ["polyline", "Polyline"], ["rect", "Rectangle"], ["ellipse", "Ellipse"], ["polygon", "Polygon"],
@@ -91,8 +92,10 @@ export class IndicationsPanel {
     this.notice.hidden = true;
     this.list = h("ol", { class: "ind-list", "aria-label": "Indications of this image" });
     this.count = h("span", { class: "ind-count" });
+    this.state = h("p", { class: "ind-state" });
     this.section = h("section", { class: "indications", "aria-label": "Indications" },
       h("h2", {}, "Indications ", this.count),
+      this.state,
       writable ? h("div", { class: "ind-tools" }, this.kindSelect, this.drawButton) : null,
       this.hint, this.form, this.notice, this.list);
     const side = this.viewer.root.querySelector("aside.side");
@@ -129,6 +132,9 @@ export class IndicationsPanel {
       this.items = page.items;
       this.device = page.device;
       this.signed = !!state && state.signatures.length > 0;
+      const inspection = this.viewer.context.inspection;
+      mount(this.state, state ? [h("a", { href: `#/inspection/${encodeURIComponent(inspection.uid)}`, title: "The inspection's evaluation" }, "Inspection"), " ",
+        statusBadge(state.status, state.device_approval_status), this.signed ? h("span", { class: "ind-meta" }, "Signed: a change needs a reason and invalidates the signatures.") : null] : []);
       this.viewer.root.dataset.indications = "loaded";
       this.tell("");
     } catch (err) {
