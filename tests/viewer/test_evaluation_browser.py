@@ -225,6 +225,8 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     assert device_rows.nth(1).get_attribute("aria-selected") == "false"
     click(page, image_to_client(page, 421, 128))  # on the crack's polyline
     assert device_rows.nth(1).get_attribute("aria-selected") == "true"
+    drag(page, image_to_client(page, 250, 200), image_to_client(page, 250, 85))  # window/level, ending on the rectangle
+    assert device_rows.nth(1).get_attribute("aria-selected") == "true"
     shot(page, "evaluation-1-indications")
 
     # Edit: a new label (markup stays text) and a redrawn, longer region -> version 2, 60 x 20 mm.

@@ -107,7 +107,13 @@ export class IndicationsPanel {
     stage.addEventListener("pointerup", (e) => this.pointerUp(e), true);
     stage.addEventListener("dblclick", (e) => { if (this.drawing) { e.stopPropagation(); this.finishDrawing(); } }, true);
     stage.addEventListener("keydown", (e) => this.keyDown(e), true);
-    stage.addEventListener("click", (e) => { if (!this.drawing && !this.justDrew) this.pick(e); this.justDrew = false; });
+    // A click (not the end of a window/level or pan drag) on a drawing selects its row.
+    stage.addEventListener("pointerdown", (e) => { this.pressedAt = { x: e.clientX, y: e.clientY }; }, true);
+    stage.addEventListener("click", (e) => {
+      const still = this.pressedAt && Math.hypot(e.clientX - this.pressedAt.x, e.clientY - this.pressedAt.y) < 4;
+      if (still && !this.drawing && !this.justDrew) this.pick(e);
+      this.justDrew = false;
+    });
   }
 
   tell(text) {
@@ -119,6 +125,8 @@ export class IndicationsPanel {
   // -- loading --------------------------------------------------------------------
   async load(detail) {
     const uid = detail.uid;
+    if (this.loadedFor !== uid) this.selected = null; // another image: nothing of it is selected yet
+    this.loadedFor = uid;
     this.items = [];
     this.device = [];
     this.viewer.root.dataset.indications = "loading";
