@@ -360,6 +360,7 @@ def test_draw_edit_evaluate_sign_and_approve(browser: Any, weld: Weld) -> None:
     row.locator("button", has_text="Edit").click()
     assert page.locator(".ind-state .status-badge").inner_text() == "rejected"
     assert "needs a reason" in page.locator(".ind-state").inner_text()
+    assert "evaluated REJECT" in row.inner_text()
     reason = page.locator("form.ind-form input[name=reason]")
     assert reason.get_attribute("required") is not None
     page.fill("form.ind-form input[name=label]", "LOF-1b")

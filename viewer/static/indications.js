@@ -140,6 +140,7 @@ export class IndicationsPanel {
       this.items = page.items;
       this.device = page.device;
       this.signed = !!state && state.signatures.length > 0;
+      this.dispositions = state?.evaluation?.indications || {};
       const inspection = this.viewer.context.inspection;
       mount(this.state, state ? [h("a", { href: `#/inspection/${encodeURIComponent(inspection.uid)}`, title: "The inspection's evaluation" }, "Inspection"), " ",
         statusBadge(state.status, state.device_approval_status), this.signed ? h("span", { class: "ind-meta" }, "Signed: a change needs a reason and invalidates the signatures.") : null] : []);
@@ -169,7 +170,7 @@ export class IndicationsPanel {
     h("span", { class: "ind-type" }, meanings.get(it.type) || it.type), " ",
     it.label ? h("span", { class: "ind-label" }, it.label) : null,
     h("span", { class: "ind-meta" },
-      [it.withdrawn ? "withdrawn" : "", sizeText(it.sizes), `version ${it.version}`, it.frame > 1 || this.viewer.stack.some((x) => x.frame > 1) ? `frame ${it.frame}` : ""].filter(Boolean).join(" · ")),
+      [it.withdrawn ? "withdrawn" : "", sizeText(it.sizes), `version ${it.version}`, this.dispositions?.[String(it.id)] ? `evaluated ${this.dispositions[String(it.id)]}` : "", it.frame > 1 || this.viewer.stack.some((x) => x.frame > 1) ? `frame ${it.frame}` : ""].filter(Boolean).join(" · ")),
     isSel("inspector", it.id) ? this.rowActions(it) : null));
     const deviceRows = this.device.map((d, i) => h("li", {
       class: "ind-row device", "data-source": "device", "data-number": d.number ?? "", "aria-selected": String(isSel("device", i)), tabindex: "0",
