@@ -159,6 +159,8 @@ def test_received_to_released_with_two_signatures(desk: Desk, dicom_listener: Di
     ]
     assert state["signatures"][0]["content_sha256"] == state["content_sha256"]
     assert ines.get(f"/api/inspections/{desk.study}").json()["status"] == "rejected"
+    timeline = {i["uid"]: i["status"] for i in ines.get(f"/api/components/{WELD_SERIAL}").json()["inspections"]}
+    assert timeline == {desk.older_study: "received", desk.study: "rejected"}
     assert [i["uid"] for i in ines.get("/api/inspections", params={"status": "rejected"}).json()["items"]] == [
         desk.study
     ]

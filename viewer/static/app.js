@@ -7,6 +7,8 @@
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { auditPage, historyPage } from "./audit.js";
 import { fmtDate, fmtName, h, mount, status } from "./dom.js";
+import { evaluationSection, statusBadge, statusFilter } from "./evaluation.js";
+import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
 import { Viewer } from "./viewer.js";
 
@@ -39,6 +41,7 @@ async function searchPage(params) {
     field("q", "Any field", { type: "search", placeholder: "free text" }),
     FILTERS.map(([n, l]) => field(n, l)),
     h("label", {}, h("span", {}, "Modality"), h("select", { name: "modality" }, MODALITIES.map((m) => h("option", { value: m, selected: (params.get("modality") || "") === m }, m || "any")))),
+    statusFilter(params.get("status")),
     field("from", "Inspected from", { type: "date", value: isoDate(params.get("from")) }),
     field("to", "Inspected to", { type: "date", value: isoDate(params.get("to")) }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Search"), h("a", { href: "#/search" }, "Reset")));
@@ -67,7 +70,7 @@ function isoDate(v) { return v && /^\d{8}$/.test(v) ? `${v.slice(0, 4)}-${v.slic
 function resultTable(level, page, params) {
   const cols = level === "component"
     ? [["serial", "Serial / ID"], ["name", "Name"], ["material", "Material"], [null, "Welders"], ["inspections", "Inspections"], [null, "Latest inspection"]]
-    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"]];
+    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"], [null, "Status"]];
   const sort = params.get("sort") || (level === "component" ? "serial" : "date");
   const order = params.get("order") || (level === "component" ? "asc" : "desc");
   const link = (changes) => { const p = new URLSearchParams(params); for (const [k, v] of Object.entries(changes)) p.set(k, v); return `#/search?${p}`; };
@@ -78,7 +81,8 @@ function resultTable(level, page, params) {
       h("td", {}, it.welder_ids.join(", ")), h("td", { class: "num" }, it.inspection_count), h("td", {}, fmtDate(it.latest_inspection_date)))
     : h("tr", {}, h("td", {}, h("a", { href: `#/inspection/${enc(it.uid)}` }, fmtDate(it.date) || "(no date)")),
       h("td", {}, h("a", { href: `#/component/${enc(it.component.serial)}` }, it.component.serial)), h("td", {}, fmtName(it.component.name)),
-      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count)));
+      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count),
+      h("td", { class: "status-cell" }, statusBadge(it.status, it.device_approval_status))));
   const limit = page.limit, offset = page.offset;
   const pager = h("nav", { class: "pager", "aria-label": "Pages" },
     h("span", {}, page.total ? `${offset + 1}–${Math.min(offset + limit, page.total)} of ${page.total}` : "No matches"),
@@ -102,7 +106,7 @@ async function componentPage(serial) {
     h("time", { datetime: isoDate(i.date) }, fmtDate(i.date) || "(no date)"),
     h("div", { class: "event" },
       h("a", { href: `#/inspection/${enc(i.uid)}` }, i.description || `Inspection ${i.inspection_id || ""}`.trim()),
-      i === latest ? h("span", { class: "badge" }, "latest") : null,
+      i === latest ? h("span", { class: "badge" }, "latest") : null, " ", statusBadge(i.status, i.device_approval_status),
       h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${i.series_count} series · ${i.image_count} images`].filter(Boolean).join(" · ")))));
   mount(main,
     h("h1", {}, `Component ${c.serial}`, c.name ? h("span", { class: "sub" }, ` — ${fmtName(c.name)}`) : null),
@@ -121,8 +125,8 @@ async function inspectionPage(uid) {
     h("h2", {}, `${s.modality || "?"} · Series ${s.number ?? ""} ${s.description ? "— " + s.description : ""}`),
     h("p", { class: "meta" }, [s.inspector ? `inspector ${fmtName(s.inspector)}` : "", s.station || "", s.device_manufacturer || "", `${s.images.length} image${s.images.length === 1 ? "" : "s"}`].filter(Boolean).join(" · ")),
     h("ul", { class: "strip" }, s.images.slice(0, 60).map((img) => {
-      const box = h("span", { class: "thumb" }, "…");
-      queueThumb(box, img);
+      const box = h("span", { class: "thumb" }, img.rows && img.columns ? "…" : "no image");
+      if (img.rows && img.columns) queueThumb(box, img); // not the report (DOC) nor the export (PR)
       return h("li", {}, h("a", { href: `#/image/${enc(i.uid)}/${enc(s.uid)}/${enc(img.uid)}`, title: `Image ${img.number ?? ""}` },
         box, h("span", { class: "caption" }, `#${img.number ?? "?"} · ${img.columns}×${img.rows}${img.frames > 1 ? ` · ${img.frames} frames` : ""}`)));
     })),
@@ -130,6 +134,7 @@ async function inspectionPage(uid) {
   mount(main,
     h("h1", {}, `Inspection ${fmtDate(i.date)}`, h("span", { class: "sub" }, ` — ${i.component.serial} ${fmtName(i.component.name)}`)),
     dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)]]),
+    evaluationSection(i),
     strips);
 }
 
@@ -165,6 +170,7 @@ async function imagePage(study, series, sop) {
   const root = h("div", { class: "viewer-root" });
   mount(main, root);
   viewer = new Viewer(root, stack, index, { inspection: i, series: s });
+  new IndicationsPanel(viewer);
   await viewer.go(index);
   viewer.canvas.focus();
 }

@@ -37,6 +37,8 @@ export class Viewer {
     this.annotations = []; // the current image's measurements, as kept in the archive
     this.cine = null;
     this.offscreen = document.createElement("canvas");
+    this.overlays = []; // extra drawings over the image: functions (ctx) (indications.js)
+    this.imageListeners = []; // called with the detail whenever another image is shown (indications.js)
     this.build();
     window.viewer = this; // for tests and the console
   }
@@ -167,7 +169,7 @@ export class Viewer {
       this.view.invert = detail.photometric === "MONOCHROME1";
       this.applyPreset(detail.windows.length ? "stored" : "auto", false);
     }
-    if (changedImage) this.loadAnnotations();
+    if (changedImage) { this.loadAnnotations(); for (const listener of this.imageListeners) listener(detail); }
     if (!this.fitted) this.fit();
     this.render();
     this.root.dataset.loaded = frame.scale === 1 ? "full" : "preview";
@@ -305,6 +307,7 @@ export class Viewer {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     for (const a of this.annotations || []) if (this.onCurrentFrame(a)) this.drawAnnotation(ctx, a, false);
     if (this.pending) this.drawAnnotation(ctx, this.pending, true);
+    for (const overlay of this.overlays) overlay(ctx);
     if (this.current.scale > 1 && this.view.zoom * this.current.scale > 1.05) this.loadFull();
   }
 
