@@ -150,6 +150,16 @@ def _inspection(v: dict[str, Any], with_component: bool = True) -> InspectionSum
     )
 
 
+def _count_device_indications(request: Request, inspections: list[InspectionSummary]) -> None:
+    """Fill in how many indications the devices sent with each inspection (Indication Sequence items)."""
+    try:
+        counts = Catalog(_archive(request).db).device_indications([i.uid for i in inspections])
+    except ArchiveError as exc:
+        raise _problem(exc) from exc
+    for inspection in inspections:
+        inspection.device_indication_count = counts.get(inspection.uid, 0)
+
+
 def _pixels_url(sop_uid: str, frame: int | str = 1) -> str:
     return f"/api/images/{sop_uid}/frames/{frame}/pixels"
 
@@ -394,9 +404,9 @@ def get_component(request: Request, serial: str) -> ComponentDetail:
     _audit(request, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
     dates = [str(c["StudyDate"]) for c in tree.children if c.get("StudyDate")]
     summary = _component(tree.values, latest=max(dates) if dates else None)
-    return ComponentDetail(
-        **summary.model_dump(), inspections=[_inspection(c, with_component=False) for c in tree.children]
-    )
+    inspections = [_inspection(c, with_component=False) for c in tree.children]
+    _count_device_indications(request, inspections)
+    return ComponentDetail(**summary.model_dump(), inspections=inspections)
 
 
 @router.get(
@@ -431,6 +441,7 @@ def get_inspection(request: Request, uid: Annotated[str, UID_PATH]) -> Inspectio
     ]
     summary = _inspection({**component, **tree.values})
     summary.status = desk(request).statuses([uid])[uid]
+    _count_device_indications(request, [summary])
     return InspectionDetail(**summary.model_dump(), series=series)
 
 
