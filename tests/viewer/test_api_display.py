@@ -135,7 +135,8 @@ def test_image_tags_and_calibration_display(client: tuple[httpx.Client, dict[str
     ("function", "raw", "shown"),
     [
         (display.person_name, "Smith^John^^Dr.^", "Smith John Dr."),
-        (display.person_name, "Yamada^Tarou=山田^太郎", "Yamada Tarou"),
+        (display.person_name, "Yamada^Tarou=山田^太郎", "Yamada Tarou=山田 太郎"),
+        (display.person_name, "a=b", "a=b"),  # nothing stored is hidden
         (display.person_name, "=山田^太郎", "山田 太郎"),
         (display.person_name, "", ""),
         (display.date, "20260115", "2026-01-15"),
@@ -159,3 +160,4 @@ def test_calibration_words() -> None:
     )
     assert display.attribute_value("DA", "20260115\\20260116") == "2026-01-15, 2026-01-16"
     assert display.attribute_value("LO", "A^B") == "A^B"  # only person names lose their ^
+    assert display.attribute_value("DS", "160.0\\0.25\\x") == "160, 0.25, x"

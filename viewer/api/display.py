@@ -24,14 +24,17 @@ def person_name(value: str | None) -> str:
     """A PN value (``Family^Given^Middle^Prefix^Suffix``, groups ``=``, values ``\\``) without the separators.
 
     Components are kept in their stored order (DICONDE puts component names in PatientName, where
-    "Pipe^Weld 7" must read "Pipe Weld 7"); only the alphabetic group is shown.
+    "Pipe^Weld 7" must read "Pipe Weld 7"); the ideographic and phonetic groups, when present, stay
+    after their ``=`` so that nothing stored is hidden.
     """
     if not value:
         return ""
     names = []
     for one in str(value).split("\\"):
-        alphabetic = one.split("=")[0] or one.replace("=", " ")
-        names.append(" ".join(part.strip() for part in alphabetic.split("^") if part.strip()))
+        groups = [" ".join(part.strip() for part in group.split("^") if part.strip()) for group in one.split("=")]
+        while groups and not groups[-1]:
+            groups.pop()
+        names.append("=".join(groups).lstrip("="))
     return ", ".join(n for n in names if n)
 
 
@@ -74,11 +77,23 @@ def date_time(value: str | None) -> str:
     return " ".join(parts)
 
 
-_BY_VR = {"PN": person_name, "DA": date, "TM": time, "DT": date_time}
+def decimal(value: str) -> str:
+    """A DS value without a meaningless fraction ("160.0" -> "160"); others as stored."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else value.strip()
+
+
+_BY_VR = {"PN": person_name, "DA": date, "TM": time, "DT": date_time, "DS": decimal}
 
 
 def attribute_value(vr: str, text: str) -> str:
-    """An attribute's text value (multiple values joined with ``\\``) as shown to people, by its VR."""
+    """An attribute's text value (multiple values joined with ``\\``) as shown to people, by its VR.
+
+    PN without ``^``, DA / TM / DT in ISO 8601, DS without a fraction of zeros; other VRs as stored.
+    """
     formatter = _BY_VR.get(vr)
     if formatter is None or not text:
         return text
