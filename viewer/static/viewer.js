@@ -84,8 +84,8 @@ export class Viewer {
       h("button", { type: "button", class: NEEDS_ANNOTATE, onclick: () => this.clearAnnotations(), title: "Withdraw every measurement on this image" }, "Clear measurements"),
       h("details", {}, h("summary", {}, "Attributes"), this.tags));
     this.stage = h("div", { class: "stage" }, this.canvas);
-    this.overlay = new Overlay(this.stage, this.context);
-    this.overlaySlot.replaceWith(this.overlay.toggleButton());
+    this.infoOverlay = new Overlay(this.stage, this.context);
+    this.overlaySlot.replaceWith(this.infoOverlay.toggleButton());
     mount(this.root, h("div", { class: "viewer" }, h("div", { class: "left" }, bar, frames, this.stage, h("div", { class: "status-line" }, this.info, this.winInfo)), side));
     this.bindEvents();
     this.setTool("wl");
@@ -179,7 +179,7 @@ export class Viewer {
     this.root.dataset.loaded = frame.scale === 1 ? "full" : "preview";
     this.showTags(detail);
     const multi = detail.frames > 1;
-    this.overlay.update(detail, { frame: item.frame, frames: detail.frames, index: multi ? item.frame - 1 : this.index, count: multi ? detail.frames : this.stack.length });
+    this.infoOverlay.update(detail, { frame: item.frame, frames: detail.frames, index: multi ? item.frame - 1 : this.index, count: multi ? detail.frames : this.stack.length });
     this.calibration.textContent = detail.spacing ? detail.spacing.display : "not calibrated: measurements in pixels";
   }
 
@@ -557,7 +557,7 @@ export class Viewer {
       i: () => this.toggleInvert(), I: () => this.toggleInvert(), "]": () => this.rotate(90), "[": () => this.rotate(-90),
       h: () => this.flip("h"), v: () => this.flip("v"), H: () => this.flip("h"), V: () => this.flip("v"), " ": () => this.toggleCine(),
       1: () => this.applyPreset("stored"), 2: () => this.applyPreset("full"), 3: () => this.applyPreset("auto"),
-      o: () => this.overlay.toggle(), O: () => this.overlay.toggle(),
+      o: () => this.infoOverlay.toggle(), O: () => this.infoOverlay.toggle(),
       Escape: () => { this.pending = null; this.draw(); },
       Delete: () => { const last = this.annotations.filter((a) => !a.saving).pop(); if (last) this.withdraw([last], `Withdraw the last measurement (${last.text})?`); },
     };
