@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from storage.errors import InvalidQuery, NotFound
 from storage.index.attributes import Level, attributes_at, split_multi
-from storage.index.models import Component, InspectionState, Instance, Series, Study
+from storage.index.models import Component, Indication, InspectionState, Instance, Series, Study
 from storage.index.unit_of_work import UnitOfWork
 
 STATUSES = ("", "received", "evaluated", "approved", "rejected", "on-hold")
@@ -300,6 +300,22 @@ class Catalog:
                 {**_values(series, Level.SERIES), "instances": [_values(i, Level.IMAGE) for i in instances]}
             )
         return _values(component, Level.PATIENT), Tree(_values(study, Level.STUDY), children)
+
+    def device_indications(self, uow: UnitOfWork, study_uids: list[str]) -> dict[str, int]:
+        """Per inspection (StudyInstanceUID): how many Indication Sequence items its devices sent (0 when none)."""
+        if not study_uids:
+            return {}
+        counts = dict(
+            uow.session.execute(
+                select(Study.study_instance_uid, func.count(Indication.id))
+                .join(Series, Series.study_id == Study.id)
+                .join(Instance, Instance.series_id == Series.id)
+                .join(Indication, Indication.instance_id == Instance.id)
+                .where(Study.study_instance_uid.in_(study_uids))
+                .group_by(Study.study_instance_uid)
+            ).all()
+        )
+        return {uid: int(counts.get(uid, 0)) for uid in study_uids}
 
     def instance(self, uow: UnitOfWork, sop_uid: str) -> InstanceRecord:
         """One instance: index values, stored header and where its served version lives."""

@@ -71,6 +71,8 @@ def get_component(
     summary = views.component_summary(tree.values, latest=max(dates) if dates else None)
     inspections = [views.inspection_summary(c, with_component=False) for c in tree.children]
     statuses = desk.statuses(uow, [i.uid for i in inspections])
+    counts = catalog.device_indications(uow, [i.uid for i in inspections])
     for item in inspections:
         item.status = statuses[item.uid]
+        item.device_indication_count = counts[item.uid]
     return ComponentDetail(**summary.model_dump(), inspections=inspections)

@@ -84,4 +84,5 @@ def get_inspection(
     ]
     summary = views.inspection_summary({**component, **tree.values})
     summary.status = desk.statuses(uow, [uid])[uid]
+    summary.device_indication_count = catalog.device_indications(uow, [uid])[uid]
     return InspectionDetail(**summary.model_dump(), series=series)

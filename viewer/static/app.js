@@ -6,10 +6,11 @@
 //   #/audit?...  #/history/<serial>  the auditor's pages (audit.js)
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { auditPage, historyPage } from "./audit.js";
-import { fmtDate, fmtName, h, mount, status } from "./dom.js";
+import { fmtDate, fmtName, h, mount, parseIsoDate, plural, status } from "./dom.js";
 import { evaluationSection, statusBadge, statusFilter } from "./evaluation.js";
 import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
+import { installShortcuts } from "./shortcuts.js";
 import { Viewer } from "./viewer.js";
 
 const main = document.getElementById("main");
@@ -32,8 +33,9 @@ const MODALITIES = ["", "DX", "CR", "CT", "US", "EC", "XC", "OT"];
 
 async function searchPage(params) {
   const level = params.get("level") === "inspection" ? "inspection" : "component";
+  const heading = level === "component" ? "Find a component" : "Find an inspection";
   crumb({ label: "Search" });
-  pageTitle("Search");
+  pageTitle(heading);
   const field = (name, label, attrs = {}) => h("label", {}, h("span", {}, label), h("input", { name, value: params.get(name) || "", ...attrs }));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Search filters" },
     h("fieldset", { class: "level" }, h("legend", {}, "Show"),
@@ -42,17 +44,27 @@ async function searchPage(params) {
     FILTERS.map(([n, l]) => field(n, l)),
     h("label", {}, h("span", {}, "Modality"), h("select", { name: "modality" }, MODALITIES.map((m) => h("option", { value: m, selected: (params.get("modality") || "") === m }, m || "any")))),
     statusFilter(params.get("status")),
-    field("from", "Inspected from", { type: "date", value: isoDate(params.get("from")) }),
-    field("to", "Inspected to", { type: "date", value: isoDate(params.get("to")) }),
+    field("from", "Inspected from", { ...DATE_INPUT, value: isoDate(params.get("from")) }),
+    field("to", "Inspected to", { ...DATE_INPUT, value: isoDate(params.get("to")) }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Search"), h("a", { href: "#/search" }, "Reset")));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const next = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v) next.set(k, k === "from" || k === "to" ? String(v).replaceAll("-", "") : v);
+    for (const [k, v] of new FormData(form)) {
+      if (!v) continue;
+      if (k !== "from" && k !== "to") { next.set(k, v); continue; }
+      const input = form.elements[k], day = parseIsoDate(v);
+      input.setCustomValidity(day ? "" : "Enter the date as YYYY-MM-DD, e.g. 2026-01-15");
+      if (!day) { input.reportValidity(); return; }
+      next.set(k, day);
+    }
     location.hash = `#/search?${next}`;
   });
+  // Switching between components and inspections searches again (and the heading follows).
+  form.addEventListener("change", (e) => { if (e.target.name === "level") form.requestSubmit(); });
+  for (const name of ["from", "to"]) form.elements[name].addEventListener("input", (e) => e.target.setCustomValidity(""));
   const results = h("section", { class: "results", "aria-label": "Results" }, "Searching…");
-  mount(main, h("h1", {}, "Find a component"), form, results);
+  mount(main, h("h1", {}, heading), form, results);
 
   const query = new URLSearchParams(params);
   query.delete("level");
@@ -64,6 +76,9 @@ async function searchPage(params) {
     mount(results, h("p", { class: "error", role: "alert" }, `Search failed: ${err.message}`));
   }
 }
+
+// Dates are typed and shown as ISO 8601 (YYYY-MM-DD) whatever the browser's locale: a text field, not type=date.
+const DATE_INPUT = { type: "text", inputmode: "numeric", placeholder: "YYYY-MM-DD", pattern: "\\d{4}-?\\d{2}-?\\d{2}", maxlength: "10", title: "A date as YYYY-MM-DD", autocomplete: "off" };
 
 function isoDate(v) { return v && /^\d{8}$/.test(v) ? `${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6)}` : ""; }
 
@@ -107,13 +122,20 @@ async function componentPage(serial) {
     h("div", { class: "event" },
       h("a", { href: `#/inspection/${enc(i.uid)}` }, i.description || `Inspection ${i.inspection_id || ""}`.trim()),
       i === latest ? h("span", { class: "badge" }, "latest") : null, " ", statusBadge(i.status, i.device_approval_status),
-      h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${i.series_count} series · ${i.image_count} images`].filter(Boolean).join(" · ")))));
+      h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${plural(i.series_count, "series", "series")} · ${plural(i.image_count, "image")}`].filter(Boolean).join(" · ")),
+      deviceFindings(i))));
   mount(main,
     h("h1", {}, `Component ${c.serial}`, c.name ? h("span", { class: "sub" }, ` — ${fmtName(c.name)}`) : null),
     dl([["Serial / ID", c.serial], ["Name", fmtName(c.name)], ["Material", c.material], ["Grade", c.material_grade], ["Manufacturer", c.manufacturer],
       ["Manufactured", fmtDate(c.manufacturing_date)], ["Thickness (mm)", c.material_thickness], ["Welders", c.welder_ids]]),
     h("h2", {}, `Inspection history (${c.inspections.length})`),
     h("ol", { class: "timeline", "aria-label": "Inspections, newest first" }, items));
+}
+
+/** How many indications the inspecting device sent (Indication Sequence), if any; its ApprovalStatus is in the status badge. */
+function deviceFindings(i) {
+  return i.device_indication_count
+    ? h("div", { class: "meta device" }, `${plural(i.device_indication_count, "indication")} from the device`) : null;
 }
 
 // -- inspection ------------------------------------------------------------------
@@ -133,7 +155,8 @@ async function inspectionPage(uid) {
     s.images.length > 60 ? h("p", {}, `… and ${s.images.length - 60} more (open the viewer to scroll through all)`) : null));
   mount(main,
     h("h1", {}, `Inspection ${fmtDate(i.date)}`, h("span", { class: "sub" }, ` — ${i.component.serial} ${fmtName(i.component.name)}`)),
-    dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)]]),
+    dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)],
+      ["Device indications", i.device_indication_count ? plural(i.device_indication_count, "indication") : null]]),
     evaluationSection(i),
     strips);
 }
@@ -213,4 +236,5 @@ async function signedIn() {
 }
 
 window.addEventListener("hashchange", route);
+installShortcuts();
 signedIn().then(route, (err) => status(`Not signed in: ${err.message}`));
