@@ -77,12 +77,15 @@ def serve(
     server: _Server | None = None
     if http_enabled:
         config = uvicorn.Config(
-            create_app(archive),
+            create_app(archive, settings=http),
             host=http.host,
             port=http.http_port,
             log_level="info",
             access_log=False,
             lifespan="on",
+            # X-Forwarded-Proto / -For are honoured only from a configured, trusted reverse proxy.
+            proxy_headers=http.trust_proxy,
+            forwarded_allow_ips=http.forwarded_allow_ips,
         )
         server = _Server(config)
     stopped = threading.Event()

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
-from viewer.auth import SecuredRouter, require
+from viewer.auth import PUBLIC, SecuredRouter, require
 
 STATIC = Path(__file__).parent / "static"
 _TYPES = {
@@ -38,6 +38,25 @@ def static_file(name: str) -> FileResponse:
     path = (STATIC / name).resolve()
     if not path.is_relative_to(STATIC.resolve()) or not path.is_file() or path.suffix not in _TYPES:
         raise HTTPException(404, "not found")
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)
+
+
+# What the login page needs, served without credentials.
+LOGIN_FILES = frozenset({"login.js", "style.css", "icon.svg"})
+
+
+@router.get("/login", dependencies=[require(PUBLIC)])
+def login_page() -> FileResponse:
+    """The login page (no credentials needed)."""
+    return FileResponse(STATIC / "login.html", media_type=_TYPES[".html"], headers=_HEADERS)
+
+
+@router.get("/login/{name}", dependencies=[require(PUBLIC)])
+def login_file(name: str) -> FileResponse:
+    """A file the login page uses (only those in LOGIN_FILES)."""
+    if name not in LOGIN_FILES:
+        raise HTTPException(404, "not found")
+    path = STATIC / name
     return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)
 
 

@@ -121,14 +121,15 @@ class Database:
         self._inside = threading.local()  # depth of read sessions / writes on this thread
 
     @contextmanager
-    def _settled(self) -> Iterator[None]:
+    def _settled(self, settle: bool = True) -> Iterator[None]:
         """Run before_read on the outermost read or write of this thread only.
 
         A read nested in a write (or another read) must not wait for the indexer: the
         outer one already did, and its open transaction may hold the lock the indexer needs.
+        *settle* False: this unit of work does not read what ingest writes (accounts), never wait.
         """
         depth = getattr(self._inside, "depth", 0)
-        if depth == 0 and self.before_read is not None:
+        if depth == 0 and settle and self.before_read is not None:
             self.before_read()
         self._inside.depth = depth + 1
         try:
@@ -137,16 +138,16 @@ class Database:
             self._inside.depth = depth
 
     @contextmanager
-    def read_session(self) -> Iterator[Session]:
-        """A session for reads; rolled back and closed at the end."""
+    def read_session(self, *, settle: bool = True) -> Iterator[Session]:
+        """A session for reads; rolled back and closed at the end (*settle*: see :meth:`_settled`)."""
         try:
-            with self._settled(), self._read() as session:
+            with self._settled(settle), self._read() as session:
                 yield session
                 session.rollback()
         except (OperationalError, DBAPIError) as exc:
             raise IndexUnavailable(f"index database unavailable: {exc.orig or exc}") from exc
 
-    def write(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
+    def write(self, work: Callable[[Session], T], *, attempts: int = 6, settle: bool = True) -> T:
         """Run *work* in one write transaction (an ORM session) and commit; retry transient conflicts.
 
         *work* must be safe to re-run (it is called again after a rollback).
@@ -156,7 +157,7 @@ class Database:
             with self._write() as session, session.begin():
                 return work(session)
 
-        with self._settled():
+        with self._settled(settle):
             return self._retrying(in_session, attempts)
 
     def write_core(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:

@@ -1,5 +1,5 @@
 """The records room: what people and peers keep beside the originals, each change audited.
 
 Annotations (measurements on an image), known DICOM peers, storage commitment
-decisions, fixity runs — and the homes of accounts, evaluations and signatures.
+decisions, fixity runs — and accounts and who may do what (roles, NDT qualifications); later evaluations and signatures.
 """

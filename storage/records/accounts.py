@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from storage import audit
 from storage.audit import Actor, AuditRecord, utc
 from storage.errors import ArchiveError, NotFound
+from storage.index.db import Database
 from storage.index.models import ApiToken, LoginFailure, LoginSession, Qualification, User
 from storage.records.permissions import METHODS, ROLES, Certificate, Decision, decide
 
@@ -608,3 +609,64 @@ def end_session(session: Session, session_id: int, actor: Actor) -> None:
 def same_secret(a: str, b: str) -> bool:
     """Constant-time comparison of two secrets (the CSRF token)."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+class Authenticator:
+    """What a door asks to establish an identity: each call runs its own unit(s) of work on *db*.
+
+    Lookups are reads; a write follows only when something must be recorded (a failure,
+    the last use of a token, the activity of a session). None of these wait for the
+    deferred indexer: accounts are not written by ingest.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def token(self, secret: str, address: str) -> LoginResult:
+        """The account of a bearer token; a bad token counts as a failed login of ``(token)``."""
+        now = now_utc()
+        with self.db.read_session(settle=False) as session:
+            found = lookup_token(session, secret, now)
+        if found is None:
+
+            def fail(session: Session) -> LoginResult:
+                if throttled(session, "(token)", address, now):
+                    return LoginResult(None, throttled=True)
+                record_failure(session, "(token)", address, "bearer", "unknown, expired or revoked token", now)
+                return LoginResult(None)
+
+            return self.db.write(fail, settle=False)
+        identity, token_id, stale = found
+        if stale:
+            self.db.write(lambda session: touch_token(session, token_id, now), settle=False)
+        return LoginResult(identity)
+
+    def password(self, username: str, password: str, address: str, *, how: str) -> LoginResult:
+        """:func:`authenticate_password` in its own unit of work."""
+        return self.db.write(
+            lambda session: authenticate_password(session, username, password, address, how=how), settle=False
+        )
+
+    def session(self, secret: str, idle: timedelta) -> SessionInfo | None:
+        """The live browser session of cookie *secret*, its activity recorded."""
+        now = now_utc()
+        with self.db.read_session(settle=False) as session:
+            found = lookup_session(session, secret, now, idle)
+        if found is not None and found.stale:
+            self.db.write(lambda session: touch_session(session, found.session_id, now), settle=False)
+        return found
+
+    def login(self, username: str, password: str, address: str) -> tuple[LoginResult, tuple[str, str] | None]:
+        """Check the password and open a browser session, in one unit of work: (result, (cookie, csrf))."""
+
+        def work(session: Session) -> tuple[LoginResult, tuple[str, str] | None]:
+            result = authenticate_password(session, username, password, address, how="session")
+            if result.identity is None:
+                return result, None
+            return result, open_session(session, result.identity, address)
+
+        return self.db.write(work, settle=False)
+
+    def logout(self, session_id: int, actor: Actor) -> None:
+        """End a browser session."""
+        self.db.write(lambda session: end_session(session, session_id, actor), settle=False)

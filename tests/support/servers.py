@@ -14,8 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storage.index.db import Database
 from storage.objects import ObjectStore
 from storage.settings import StorageSettings
+from tests.support.accounts import add_account, token_for, with_credentials
 from tests.support.s3util import ACCESS_KEY, SECRET_KEY, new_bucket_name
 
 PG_URL = os.environ.get("PACS_TEST_DATABASE_URL")
@@ -83,10 +85,32 @@ class RunningServer:
     http_port: int
     ae_title: str = "NDTPACS"
     log_path: Path | None = None
+    env: dict[str, str] | None = None
 
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def database(self) -> Database:
+        """The server's index (the same PACS_* settings), to create accounts in."""
+        url = (self.env or {}).get("PACS_DATABASE_URL")
+        return Database(StorageSettings(data_dir=self.data_dir, database_url=url).resolved_database_url)
+
+    def url_as(self, role: str, name: str | None = None) -> str:
+        """The base URL carrying HTTP Basic credentials of an account with *role* (created when missing)."""
+        db = self.database()
+        try:
+            return with_credentials(self.http, add_account(db, name or f"test-{role}", role))
+        finally:
+            db.dispose()
+
+    def token(self, role: str, name: str | None = None) -> str:
+        """A bearer token of an account with *role* (created when missing)."""
+        db = self.database()
+        try:
+            return token_for(db, name or f"test-{role}", role)
+        finally:
+            db.dispose()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -117,7 +141,7 @@ def start_server(data_dir: Path, env_extra: dict[str, str] | None = None) -> Run
         stderr=subprocess.STDOUT,
         env=env,
     )
-    server = RunningServer(process, data_dir, dicom_port, http_port, log_path=log_path)
+    server = RunningServer(process, data_dir, dicom_port, http_port, log_path=log_path, env=env_extra)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

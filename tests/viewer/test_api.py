@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from storage.archive import Archive
 from storage.index.models import Annotation, AuditEvent
+from tests.support.accounts import bearer, token_for
 from tests.support.factories import make_instance, write_part10
 from tests.support.servers import free_port
 from tests.support.viewer_data import (
@@ -41,7 +42,9 @@ class Api:
 
     def __init__(self, base: str, archive: Archive, data: dict[str, Any]) -> None:
         self.base, self.archive, self.data = base, archive, data
-        self.client = httpx.Client(base_url=base, timeout=30)
+        # An RT Level 2 inspector, signing in with a bearer token.
+        self.token = token_for(archive.db, "ines", "inspector", full_name="Ines Inspector")
+        self.client = httpx.Client(base_url=base, timeout=30, headers=bearer(self.token))
 
     def get(self, url: str, **params: Any) -> httpx.Response:
         return self.client.get(url, params=params)
@@ -216,7 +219,7 @@ def test_reads_are_audited(api: Api) -> None:
     assert ("api-search", None) in actions
     assert ("api-image", dx.SOPInstanceUID) in actions
     assert ("api-pixels", dx.SOPInstanceUID) in actions
-    assert all(actor.startswith("http:127.0.0.1") for _, _, actor in events)
+    assert all(actor == "user:ines" for _, _, actor in events)
     assert api.archive.verify_audit().ok
 
 
@@ -282,7 +285,7 @@ def test_annotations_create_list_withdraw(api: Api) -> None:
     assert length["unit"] == "mm"
     assert length["spacing"] == {"row_mm": SPACING_MM, "column_mm": SPACING_MM, "attribute": "ImagerPixelSpacing"}
     assert (length["frame"], length["instance_version"], length["label"]) == (1, 1, "seam marker")
-    assert length["author"] == "http:127.0.0.1"
+    assert length["author"] == "user:ines"
     assert length["withdrawn"] is False
     assert length["text"] == "50.00 mm (ImagerPixelSpacing)"
     # angle at the middle point: a right angle; a rectangle: its area in mm²
@@ -303,7 +306,7 @@ def test_annotations_create_list_withdraw(api: Api) -> None:
     assert withdrawn.status_code == 200, withdrawn.text
     body = withdrawn.json()
     assert body["withdrawn"] is True
-    assert (body["withdrawn_by"], body["withdrawal_reason"]) == ("http:127.0.0.1", "wrong arm")
+    assert (body["withdrawn_by"], body["withdrawal_reason"]) == ("user:ines", "wrong arm")
     assert body["withdrawn_at"] >= body["created_at"]
     assert [a["id"] for a in api.get(url).json()["items"]] == [length["id"], rect["id"]]
     everything = api.get(url, include_withdrawn="true").json()["items"]
@@ -327,7 +330,7 @@ def test_annotations_create_list_withdraw(api: Api) -> None:
     assert creates[0].series_instance_uid == dx.SeriesInstanceUID
     [withdraw] = _events(api, "annotation-withdraw")
     assert json.loads(withdraw.detail)["reason"] == "wrong arm"
-    assert withdraw.actor == "http:127.0.0.1"
+    assert withdraw.actor == "user:ines"
     assert api.archive.verify_audit().ok
 
 
@@ -431,13 +434,15 @@ def test_annotation_permissions(api: Api) -> None:
     dx = api.data["weld"][1]
     url = f"/api/images/{dx.SOPInstanceUID}/annotations"
     kept = api.client.post(url, json=_length_between_markers(api)).json()
-    with http_server(api.archive, permissions={"viewer:open", "studies:read", "images:read"}) as reader:
+    with http_server(
+        api.archive, permissions={"viewer:open", "studies:read", "images:read"}, role="inspector"
+    ) as reader:
         assert httpx.get(f"{reader}{url}").json()["items"][0]["id"] == kept["id"]
         denied = httpx.post(f"{reader}{url}", json=_length_between_markers(api))
         assert denied.status_code == 403
         assert "annotations:write" in denied.json()["detail"]
         assert httpx.post(f"{reader}/api/annotations/{kept['id']}/withdraw").status_code == 403
-    with http_server(api.archive, permissions={"studies:read"}) as browser_only:
+    with http_server(api.archive, permissions={"studies:read"}, role="inspector") as browser_only:
         assert httpx.get(f"{browser_only}{url}").status_code == 403
         assert httpx.get(f"{browser_only}/api/images/{dx.SOPInstanceUID}").status_code == 200
     assert [a["id"] for a in api.get(url).json()["items"]] == [kept["id"]]  # still there, not withdrawn
@@ -474,7 +479,7 @@ def test_viewer_reads_are_audited_once_per_series(api: Api) -> None:
     )
     first_pixels = next(e for e in views if e.action == "api-pixels")
     assert first_pixels.sop_instance_uid == ct[0].SOPInstanceUID  # where the reading started
-    assert json.loads(first_pixels.detail) == {"frame": 1, "scale": 1, "window_s": 900}
+    assert json.loads(first_pixels.detail) == {"frame": 1, "scale": 1, "window_s": 900, "actor_role": "inspector"}
     # an external DICOMweb client's frame retrieves are audited one by one
     frames_url = (
         f"/dicom-web/studies/{ct[0].StudyInstanceUID}/series/{ct[0].SeriesInstanceUID}"

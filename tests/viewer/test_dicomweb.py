@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from dicomweb_client import DICOMwebClient
 from PIL import Image
 from pydicom.data import get_testdata_file
 from sqlalchemy import select
@@ -22,9 +21,10 @@ from sqlalchemy import select
 from storage.archive import Archive
 from storage.factory import open_archive
 from storage.index.models import AuditEvent
+from tests.support.accounts import with_credentials
 from tests.support.factories import make_instance, write_part10
 from tests.support.servers import RunningServer, dcmtk, make_settings
-from tests.support.webutil import http_server
+from tests.support.webutil import dicomweb_client, http_server
 from viewer.dicomweb.multipart import new_boundary
 
 warnings.filterwarnings("ignore", module="pydicom")
@@ -73,7 +73,7 @@ def test_stow_qido_wado_roundtrip(archive: Archive) -> None:
     paths = _paths()
     datasets = {name: pydicom.dcmread(path) for name, path in paths.items()}
     with http_server(archive) as url:
-        client = DICOMwebClient(f"{url}/dicom-web")
+        client = dicomweb_client(f"{url}/dicom-web")  # HTTP Basic, as a device account
         response = client.store_instances(list(datasets.values()))
         assert len(response.ReferencedSOPSequence) == len(FILES)
         assert "FailedSOPSequence" not in response
@@ -299,7 +299,7 @@ def test_errors_ranges_and_wado_uri(web: str, tmp_path: Path) -> None:
     assert tail.content == data[-10:]
     assert httpx.get(base, headers={"Accept": "application/dicom", "Range": "bytes=99999999-"}).status_code == 416
     meta = httpx.get(f"{base}/metadata").json()[0]
-    pixel_uri = meta["7FE00010"]["BulkDataURI"]
+    pixel_uri = with_credentials(meta["7FE00010"]["BulkDataURI"], "test-device")  # an absolute URL, no credentials
     pixels = httpx.get(pixel_uri, headers={"Accept": "application/octet-stream"})
     assert pixels.content == ds.PixelData
     ranged = httpx.get(pixel_uri, headers={"Accept": "application/octet-stream", "Range": "bytes=2-5"})
@@ -328,10 +328,10 @@ def test_errors_ranges_and_wado_uri(web: str, tmp_path: Path) -> None:
 
 
 def test_requests_are_audited(sqlite_archive: Archive, tmp_path: Path) -> None:
-    """STOW, QIDO and WADO requests each append an audit entry attributed to the HTTP client."""
+    """STOW, QIDO and WADO requests each append an audit entry attributed to the authenticated account."""
     ds = make_instance()
     data = write_part10(ds, tmp_path / "a.dcm").read_bytes()
-    with http_server(sqlite_archive) as url:
+    with http_server(sqlite_archive, user="ct-scanner-7") as url:
         assert _post(url, [data]).status_code == 200
         httpx.get(f"{url}/dicom-web/studies?PatientID={ds.PatientID}")
         httpx.get(f"{url}/dicom-web/studies/{ds.StudyInstanceUID}")
@@ -343,8 +343,10 @@ def test_requests_are_audited(sqlite_archive: Archive, tmp_path: Path) -> None:
             )
         ).all()
     by_action = {row.action: row for row in rows}
+    rows = [row for row in rows if row.action not in ("user_add",)]
     assert [row.action for row in rows] == ["store", "find", "retrieve", "metadata"]  # one entry per request
-    assert all(row.actor == "http:127.0.0.1" for row in rows)
+    assert all(row.actor == "device:ct-scanner-7" for row in rows)
+    assert all(json.loads(row.detail)["actor_role"] == "device" for row in rows)
     assert json.loads(by_action["find"].detail)["matches"] == 1
     assert by_action["retrieve"].study_instance_uid == ds.StudyInstanceUID
     assert sqlite_archive.verify_audit().ok
@@ -363,7 +365,7 @@ def test_cstore_and_stow_share_one_index(pacs_server: RunningServer, tmp_path: P
         capture_output=True,
         timeout=60,
     )
-    client = DICOMwebClient(f"{pacs_server.http}/dicom-web")
+    client = dicomweb_client(f"{pacs_server.url_as('device')}/dicom-web")
     found = client.search_for_instances(search_filters={"PatientID": "DIMSE-1"})
     assert [f["00080018"]["Value"][0] for f in found] == [by_dimse.SOPInstanceUID]
 
@@ -404,14 +406,14 @@ def _walk_routes(routes: list[Any]) -> Iterator[Any]:
 
 
 def test_every_route_declares_a_permission(sqlite_archive: Archive) -> None:
-    """No HTTP route exists without a declared permission (only health and API docs are open)."""
+    """No HTTP route exists without a declared permission (only health is outside the routers)."""
     from fastapi.routing import APIRoute
 
     from viewer.app import create_app
     from viewer.auth import permission_of
 
     app = create_app(sqlite_archive)
-    open_paths = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    open_paths = {"/healthz"}
     checked = set()
     for route in _walk_routes(list(app.routes)):
         path = getattr(route, "path", "")
