@@ -21,8 +21,8 @@ from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, 
 from viewer.settings import HttpSettings
 
 _TO_LOGIN = (
-    '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url=/login">'
-    '<title>ndt-pacs</title><p>Please <a href="/login">log in</a>.</p>'
+    '<!doctype html><meta charset="utf-8"><title>ndt-pacs</title><script src="/login/to-login.js"></script>'
+    '<noscript><meta http-equiv="refresh" content="0; url=/login"></noscript><p>Please <a href="/login">log in</a>.</p>'
 )
 
 

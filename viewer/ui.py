@@ -42,7 +42,7 @@ def static_file(name: str) -> FileResponse:
 
 
 # What the login page needs, served without credentials.
-LOGIN_FILES = frozenset({"login.js", "style.css", "icon.svg"})
+LOGIN_FILES = frozenset({"login.js", "to-login.js", "style.css", "icon.svg"})
 
 
 @router.get("/login", dependencies=[require(PUBLIC)])

@@ -145,9 +145,10 @@ def effective(role: str, certificates: Iterable[Certificate], on: date) -> dict[
 
 
 def by_method(role: str, certificates: Iterable[Certificate], on: date) -> dict[str, dict[str, Decision]]:
-    """For each method the account holds a qualification in: may it evaluate, may it approve, and why not."""
+    """For every NDT method (and any other one held): may the account evaluate, may it approve, and why not."""
     certs = list(certificates)
+    methods = list(METHODS) + sorted({c.method for c in certs} - set(METHODS))
     return {
         method: {permission: decide(role, permission, certs, on, method=method) for permission in QUALIFIED}
-        for method in sorted({c.method for c in certs})
+        for method in methods
     }

@@ -33,6 +33,15 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def login(page: Any, name: str, password: str) -> None:
+    """Log in through the viewer's login page; returns once the viewer shows who is signed in."""
+    page.goto("/login")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("form#login button[type=submit]")
+    page.wait_for_selector("#user .who-name")
+
+
 def shot(page: Any, name: str) -> None:
     """Save a screenshot of *page* as test-artifacts/<name>.png."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -61,6 +61,11 @@ def test_push_a_folder_find_it_at_every_level_and_stop(tmp_path: Path) -> None:
             "indexer": "running",  # deferred indexing, the default
             "intake": {"waiting": 0, "set_aside": 0},
         }
+        # Without credentials only /healthz and the login page answer; the log says how to make an admin.
+        for path in ("/", "/ui/app.js", "/api/components", "/dicom-web/studies", "/wado", "/openapi.json", "/api/me"):
+            assert httpx.get(f"{server.http}{path}").status_code == 401, path
+        assert httpx.get(f"{server.http}/login").status_code == 200
+        assert server.log().count("no admin account yet: create one with `pacs user add") == 1
 
         assert _run([dcmtk("echoscu"), "-aec", "NDTPACS", "127.0.0.1", str(server.dicom_port)]).returncode == 0
         push = _run(

@@ -18,6 +18,8 @@ import pytest
 
 from ndt_pacs.demo import generate_demo
 from storage.factory import open_archive
+from tests.support.accounts import PASSWORD, add_account, with_credentials
+from tests.support.browser import login
 from tests.support.factories import write_part10
 from tests.support.servers import RunningServer, make_settings, start_server, stop_server
 from tests.support.viewer_data import ACTOR, CT_SERIAL, CT_SLICES, MARKERS, SPACING_MM, WELD_SERIAL, XSS_SERIAL, fill
@@ -37,8 +39,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         archive.store_file(write_part10(ds, root / "in" / f"{ds.SOPInstanceUID}.dcm"), ACTOR, move=True)
     archive.db.dispose()
     running = start_server(root / "pacs-data")
+    db = running.database()
+    add_account(db, "ines", "inspector", full_name="Ines Inspector")
+    add_account(db, "dora", "device")
+    db.dispose()
     yield running
     stop_server(running)
+
+
+def as_user(server: RunningServer, name: str = "ines") -> str:
+    """The server's base URL with HTTP Basic credentials of *name* (for direct API calls)."""
+    return with_credentials(server.http, name)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +72,7 @@ def page(browser: Any, server: RunningServer) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(pg, "ines", PASSWORD)
     yield pg
     context.close()
     assert not errors, errors
@@ -224,6 +236,7 @@ def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer)
     """A measurement drawn in one browser is there in another (a fresh context: no shared localStorage)."""
     first = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server.http, bypass_csp=True)
     page = first.new_page()
+    login(page, "ines", PASSWORD)
     open_latest_radiograph(page)
     page.wait_for_selector(".viewer-root[data-annotations='loaded']")
     before = {
@@ -246,15 +259,19 @@ def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(image_url)
+        page.wait_for_url("**/login**")  # a fresh browser has no session: the login page, then back
+        page.fill("#username", "ines")
+        page.fill("#password", PASSWORD)
+        page.click("form#login button[type=submit]")
         page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
         assert page.evaluate("() => localStorage.length") == 0
         again = page.locator(f".annotations li[data-id='{annotation_id}']")
         text = again.locator(".value").inner_text()
         assert re.match(r"50\.0\d mm \(ImagerPixelSpacing\)", text), text
-        assert "by http:127.0.0.1" in again.locator(".meta").inner_text()
+        assert "by user:ines" in again.locator(".meta").inner_text()
         shot(page, "08-measurement-kept")
         # the archive measured it too, from the points and the image's spacing
-        kept = httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"]
+        kept = httpx.get(f"{as_user(server)}/api/images/{sop}/annotations").json()["items"]
         mine = next(a for a in kept if str(a["id"]) == annotation_id)
         assert mine["value"] == pytest.approx((x2 - x1) * SPACING_MM)
         assert (mine["unit"], mine["spacing"]["attribute"]) == ("mm", "ImagerPixelSpacing")
@@ -271,8 +288,8 @@ def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer)
         page.get_by_role("button", name="Clear measurements").click()
         page.wait_for_function("document.querySelectorAll('.annotations li').length === 0")
         assert "Withdraw all" in questions[0]
-        assert httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"] == []
-        withdrawn = httpx.get(f"{server.http}/api/images/{sop}/annotations?include_withdrawn=true").json()["items"]
+        assert httpx.get(f"{as_user(server)}/api/images/{sop}/annotations").json()["items"] == []
+        withdrawn = httpx.get(f"{as_user(server)}/api/images/{sop}/annotations?include_withdrawn=true").json()["items"]
         assert str(annotation_id) in {str(a["id"]) for a in withdrawn if a["withdrawn"]}
         page.reload()
         page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
@@ -292,7 +309,7 @@ def test_measurement_that_cannot_be_kept_says_why(page: Any, server: RunningServ
     study, series, sop = page.url.split("#/image/")[1].split("/")
     # another client re-sends the slice with a changed attribute: version 2
     wado = httpx.get(
-        f"{server.http}/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        f"{as_user(server)}/dicom-web/studies/{study}/series/{series}/instances/{sop}",
         headers={"Accept": "application/dicom"},
     )
     ds = pydicom.dcmread(BytesIO(wado.content))
@@ -303,7 +320,7 @@ def test_measurement_that_cannot_be_kept_says_why(page: Any, server: RunningServ
     body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + out.getvalue()
     body += f"\r\n--{boundary}--\r\n".encode()
     stored = httpx.post(
-        f"{server.http}/dicom-web/studies",
+        f"{as_user(server, 'dora')}/dicom-web/studies",
         content=body,
         headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
     )
@@ -321,4 +338,62 @@ def test_measurement_that_cannot_be_kept_says_why(page: Any, server: RunningServ
     draw_length(page, (16, 32), (48, 32))
     page.wait_for_selector(".annotations li[data-id]")
     assert page.locator(".side .notice").is_hidden()
-    assert httpx.get(f"{server.http}/api/images/{sop}/annotations").json()["items"][0]["instance_version"] == 2
+    assert httpx.get(f"{as_user(server)}/api/images/{sop}/annotations").json()["items"][0]["instance_version"] == 2
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_login_badge_escaping_hiding_and_logout(browser: Any, server: RunningServer) -> None:
+    """A hostile full name and label are shown as text; a quality user sees no measuring tools; logout ends it."""
+    db = server.database()
+    add_account(db, "mallory", "inspector", full_name=HOSTILE)
+    add_account(db, "quinn", "quality", full_name="Quinn Quality")
+    db.dispose()
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server.http, bypass_csp=True)
+    try:
+        page = context.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto("/")
+        page.wait_for_url("**/login")  # no session: the viewer sends the browser to the login page
+        page.fill("#username", "mallory")
+        page.fill("#password", "not the password")
+        page.click("form#login button[type=submit]")
+        page.wait_for_selector("#login-error:not([hidden])")
+        assert page.locator("#login-error").inner_text() == "invalid user name or password"
+        login(page, "mallory", PASSWORD)
+        assert page.locator("#user .who-name").inner_text() == HOSTILE
+        assert page.locator("#user .who-role").inner_text() == "(inspector)"
+        open_latest_radiograph(page)
+        sop = page.url.rsplit("/", 1)[-1]
+        made = httpx.post(
+            f"{as_user(server, 'mallory')}/api/images/{sop}/annotations",
+            json={"kind": "length", "points": [{"x": 10, "y": 10}, {"x": 40, "y": 10}], "label": HOSTILE},
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["author"] == "user:mallory"
+        page.reload()
+        page.wait_for_selector(".annotations li .label")
+        assert page.locator(".annotations li .label").first.inner_text() == HOSTILE
+        assert "by user:mallory" in page.locator(".annotations li .meta").first.inner_text()
+        assert page.locator("img, svg").count() == 0
+        assert page.locator("button[data-tool='length']").is_visible()
+        shot(page, "10-hostile-user-and-label")
+        page.click("#logout")
+        page.wait_for_url("**/login")
+        assert page.evaluate("() => fetch('/api/me').then((r) => r.status)") == 401
+        # a quality manager reads, but has no measuring tools and cannot withdraw
+        login(page, "quinn", PASSWORD)
+        open_latest_radiograph(page)
+        page.wait_for_selector(".annotations li .label")
+        assert page.locator("button[data-tool='length']").is_hidden()
+        assert page.locator("button[data-tool='wl']").is_visible()
+        assert page.get_by_role("button", name="Clear measurements").is_hidden()
+        assert page.locator(".annotations li button").first.is_hidden()
+        page.locator("canvas.view").focus()
+        page.keyboard.press("l")
+        assert page.evaluate("() => window.viewer.tool") == "wl"
+        assert dialogs == []
+    finally:
+        context.close()

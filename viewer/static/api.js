@@ -1,4 +1,25 @@
-// Talking to our own /api/ (JSON) and to the raw-frame endpoint (typed arrays).
+// Talking to our own /api/ (JSON) and to the raw-frame endpoint (typed arrays), as the signed-in user.
+// The session cookie is HttpOnly; changes carry the session's CSRF token in X-CSRF-Token.
+
+let me = null; // GET /api/me: who is signed in and what they may do
+
+/** Remember who is signed in (the answer of /api/me or of the login). */
+export function setMe(value) { me = value; }
+
+/** Whether the signed-in user holds *permission* (e.g. "annotations:write"). */
+export function may(permission) { return !!me && me.permissions.includes(permission); }
+
+/** Why the signed-in user may not use *permission* (or ""). */
+export function whyNot(permission) { return (me && me.denied && me.denied[permission]) || ""; }
+
+/** Send the browser to the login page, to come back here afterwards. */
+export function toLogin() {
+  location.assign(`/login${location.hash ? `?next=${encodeURIComponent(location.hash)}` : ""}`);
+}
+
+function changing(headers) {
+  return me && me.csrf_token ? { ...headers, "X-CSRF-Token": me.csrf_token } : headers;
+}
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -20,8 +41,9 @@ async function request(url, init) {
   } catch (err) {
     throw new ApiError(0, `the server cannot be reached (${err.message})`);
   }
+  if (response.status === 401) toLogin(); // the session ended (idle timeout, logout elsewhere)
   if (!response.ok) throw await failure(response);
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
 export function getJSON(url) {
@@ -32,9 +54,19 @@ export function getJSON(url) {
 export function postJSON(url, body) {
   return request(url, {
     method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    headers: changing({ Accept: "application/json", "Content-Type": "application/json" }),
     body: JSON.stringify(body ?? {}),
   });
+}
+
+/** Log out: end the session, then show the login page. */
+export async function logout() {
+  try {
+    await fetch("/api/session", { method: "DELETE", headers: changing({}) });
+  } finally {
+    me = null;
+    location.assign("/login");
+  }
 }
 
 const TYPES = {
@@ -45,6 +77,7 @@ const TYPES = {
 /** Fetch a raw frame: {data: TypedArray, rows, columns, samples, scale}. */
 export async function getPixels(url, signal) {
   const response = await fetch(url, { signal });
+  if (response.status === 401) toLogin();
   if (!response.ok) throw await failure(response);
   const type = TYPES[response.headers.get("X-Pixel-Type")];
   if (!type) throw new ApiError(500, "unsupported pixel type " + response.headers.get("X-Pixel-Type"));

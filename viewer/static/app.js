@@ -3,7 +3,7 @@
 //   #/component/<serial>    the component and its inspection history (timeline)
 //   #/inspection/<uid>      its series, each a strip of thumbnails
 //   #/image/<study>/<series>/<sop>   the image viewer
-import { enc, getJSON, getPixels } from "./api.js";
+import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { fmtDate, fmtName, h, mount, status } from "./dom.js";
 import { thumbnailCanvas } from "./render.js";
 import { Viewer } from "./viewer.js";
@@ -191,5 +191,16 @@ document.getElementById("quick").addEventListener("submit", (e) => {
   const q = document.getElementById("quick-q").value.trim();
   location.hash = `#/search?${new URLSearchParams(q ? { q } : {})}`;
 });
+/** Who is signed in: the badge in the header, and body classes that hide what they may not do. */
+async function signedIn() {
+  const me = await getJSON("/api/me"); // 401: api.js sends the browser to the login page
+  setMe(me);
+  window.pacsMe = me; // for tests and the console
+  for (const p of me.permissions) document.body.classList.add(`may-${p.replace(":", "-")}`);
+  const who = h("span", { class: "who", title: me.denied["evaluations:write"] ? `May not evaluate: ${me.denied["evaluations:write"]}` : "" },
+    h("span", { class: "who-name" }, me.full_name || me.username), " ", h("span", { class: "who-role" }, `(${me.role})`));
+  document.getElementById("user").replaceChildren(who, h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
+}
+
 window.addEventListener("hashchange", route);
-route();
+signedIn().then(route, (err) => status(`Not signed in: ${err.message}`));

@@ -1,7 +1,7 @@
 // The image viewer: raw frames in typed arrays, window/level by lookup table, view transform,
 // frames/slices, cine, and measurements kept on the image as annotations in the archive (/api/).
 
-import { getJSON, getPixels, postJSON } from "./api.js";
+import { getJSON, getPixels, may, postJSON } from "./api.js";
 import { h, mount, status } from "./dom.js";
 import { angle, length, plotProfile, profile, roi, valueAt } from "./measure.js";
 import { reduceFrame, renderFrame, statistics } from "./render.js";
@@ -12,6 +12,8 @@ const TOOLS = [
   ["wl", "Window/level", "w"], ["pan", "Pan", "p"], ["length", "Length", "l"], ["angle", "Angle", "a"],
   ["rect", "Rectangle ROI", "r"], ["ellipse", "Ellipse ROI", "e"], ["profile", "Line profile", "f"],
 ];
+const MEASURING = new Set(["length", "angle", "rect", "ellipse", "profile"]); // kept in the archive: annotations:write
+const NEEDS_ANNOTATE = "needs-annotations-write"; // hidden (style.css) unless the user may annotate
 
 /** Whether rectangle *a* contains rectangle *b* (an empty *b* is contained in anything). */
 function covers(a, b) {
@@ -43,7 +45,7 @@ export class Viewer {
   build() {
     this.canvas = h("canvas", { class: "view", tabindex: "0", "aria-label": "Image. Keys: arrows pan, + - zoom, 0 fit, PageUp/PageDown frame, I invert." });
     this.toolButtons = TOOLS.map(([id, label, key]) =>
-      h("button", { type: "button", "data-tool": id, "aria-pressed": "false", title: `${label} (${key.toUpperCase()})`, onclick: () => this.setTool(id) }, label));
+      h("button", { type: "button", "data-tool": id, class: MEASURING.has(id) ? NEEDS_ANNOTATE : null, "aria-pressed": "false", title: `${label} (${key.toUpperCase()})`, onclick: () => this.setTool(id) }, label));
     this.presetSelect = h("select", { "aria-label": "Window preset", onchange: () => this.applyPreset(this.presetSelect.value) },
       h("option", { value: "stored" }, "Stored window"), h("option", { value: "full" }, "Full range"), h("option", { value: "auto" }, "Auto (histogram)"));
     this.frameSlider = h("input", { type: "range", min: "1", max: String(this.stack.length), value: String(this.index + 1), "aria-label": "Frame", oninput: () => this.go(Number(this.frameSlider.value) - 1) });
@@ -75,7 +77,7 @@ export class Viewer {
     this.tags = h("div", { class: "tags" });
     const side = h("aside", { class: "side" },
       h("h2", {}, "Measurements"), this.notice, this.list, this.plot,
-      h("button", { type: "button", onclick: () => this.clearAnnotations(), title: "Withdraw every measurement on this image" }, "Clear measurements"),
+      h("button", { type: "button", class: NEEDS_ANNOTATE, onclick: () => this.clearAnnotations(), title: "Withdraw every measurement on this image" }, "Clear measurements"),
       h("details", {}, h("summary", {}, "Attributes"), this.tags));
     this.stage = h("div", { class: "stage" }, this.canvas);
     mount(this.root, h("div", { class: "viewer" }, h("div", { class: "left" }, bar, frames, this.stage, h("div", { class: "status-line" }, this.info, this.winInfo)), side));
@@ -85,6 +87,7 @@ export class Viewer {
   }
 
   setTool(id) {
+    if (MEASURING.has(id) && !may("annotations:write")) return;
     this.tool = id;
     this.pending = null;
     for (const b of this.toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === id));
@@ -459,8 +462,9 @@ export class Viewer {
           a.version !== this.detail?.version ? `drawn on version ${a.version}` : ""].filter(Boolean).join(" · ");
       return h("li", { class: "measurement", "data-kind": a.kind, "data-id": a.id ?? null, "aria-busy": a.saving ? "true" : null },
         h("span", { class: "kind" }, names[a.kind] || a.kind, multi ? ` (frame ${a.frame})` : ""), " ",
+        a.label ? [h("span", { class: "label" }, a.label), " "] : null,
         h("span", { class: "value" }, a.text), " ",
-        a.saving ? null : h("button", { type: "button", "aria-label": `Withdraw measurement ${i + 1}`, title: "Withdraw",
+        a.saving ? null : h("button", { type: "button", class: NEEDS_ANNOTATE, "aria-label": `Withdraw measurement ${i + 1}`, title: "Withdraw",
           onclick: () => this.withdraw([a], `Withdraw measurement ${i + 1} (${a.text})? The archive keeps it, marked as withdrawn by you.`) }, "✕"),
         h("span", { class: "meta" }, meta));
     }));
