@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from storage import __version__
 from storage.archive import Archive
 from viewer import ui
+from viewer.api import quality as quality_routes
 from viewer.api import routes as api_routes
 from viewer.api import session as session_routes
 from viewer.auth import SecuredRouter, check_permissions, require
@@ -85,6 +86,7 @@ def create_app(
 
     session_routes.install(app)
     api_routes.install(app)
+    quality_routes.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)
