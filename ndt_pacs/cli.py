@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ndt_pacs import audit_cli
 from ndt_pacs.logs import configure_logging
 from pacs.settings import DicomSettings
 from storage import __version__
@@ -65,17 +66,6 @@ def cmd_storage_init(args: argparse.Namespace) -> int:
         return 1
     print(f"object store {settings.resolved_storage_url} is ready")
     return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the audit hash chain."""
-    from storage.factory import open_archive
-
-    report = open_archive(_storage_settings(args)).verify_audit()
-    for problem in report.problems:
-        print(f"BROKEN: {problem}")
-    print(f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}")
-    return 0 if report.ok else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -233,10 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(storage_init)
     storage_init.set_defaults(func=cmd_storage_init)
 
-    audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="audit_command", required=True)
-    audit_verify = audit.add_parser("verify", help="check the audit hash chain")
-    data_dir(audit_verify)
-    audit_verify.set_defaults(func=cmd_audit_verify)
+    audit_cli.add_parsers(sub, data_dir)
 
     demo = sub.add_parser("demo", help="push a synthetic DICONDE demo data set over C-STORE")
     demo.add_argument("--to", help="HOST:PORT of the archive (default 127.0.0.1:PACS_DICOM_PORT)")
@@ -278,18 +265,41 @@ def build_parser() -> argparse.ArgumentParser:
     from ndt_pacs.accounts_cli import add_account_commands
 
     add_account_commands(sub, data_dir)
+
+    from ndt_pacs.transfer_cli import add_commands
+
+    add_commands(sub, data_dir)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand's own ``--help`` the one-line summary ``pacs --help`` shows for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if subparser.description is None and summaries.get(name):
+                    subparser.description = summaries[name]
+                _describe(subparser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pacs`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # plain `pacs`: what it can do
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     configure_logging(verbose=args.verbose)
-    from storage.errors import IndexUnavailable, StorageUnavailable
+    from storage.errors import ArchiveError
 
     try:
         return int(args.func(args) or 0)
-    except (StorageUnavailable, IndexUnavailable) as exc:  # a backend is down: say so, no traceback
+    except ArchiveError as exc:  # expected failures (a backend down, bad input): one line, no traceback
+        if args.verbose:
+            raise
         print(f"pacs: {exc}", file=sys.stderr)
         return 1
 

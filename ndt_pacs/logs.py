@@ -16,4 +16,6 @@ def configure_logging(*, verbose: bool = False, process: str = "") -> None:
         format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
     )
     if not verbose:
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        # libraries' chatter (Alembic's "Context impl SQLiteImpl", pynetdicom's PDUs) only when verbose
+        for name in ("pynetdicom", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -21,6 +21,7 @@ from ndt_pacs.logs import configure_logging
 from pacs.server import DicomListener
 from pacs.settings import DicomSettings
 from storage.archive import Archive
+from storage.audit.forward import Forwarder, parse_target
 from storage.factory import open_archive
 from storage.ingest import indexer
 from storage.ingest.intake import Intake
@@ -68,6 +69,7 @@ def serve(
         if spawn_workers:  # the first process of a `pacs serve`; receiver workers share its indexer
             supervisor = _IndexerSupervisor(storage, intake)
             supervisor.start()
+    forwarding = _start_audit_forwarding(archive, storage, dicom.ae_title) if spawn_workers else None
     listener = DicomListener(archive, dicom)
     workers: list[multiprocessing.process.BaseProcess] = []
     if dicom_enabled:
@@ -117,6 +119,9 @@ def serve(
                 worker.kill()
         if supervisor is not None:
             supervisor.stop()
+        if forwarding is not None:
+            forwarding[0].set()
+            forwarding[1].join(30)
         archive.db.dispose()
         log.info("stopped")
 
@@ -128,6 +133,21 @@ def _hint_first_admin(archive: Archive, storage: StorageSettings) -> None:
     with archive.db.read_session() as session:
         if not accounts.has_active_admin(session):
             log.warning(first_admin_hint(storage.data_dir if storage.database_url is None else None))
+
+
+def _start_audit_forwarding(
+    archive: Archive, storage: StorageSettings, source_id: str
+) -> tuple[threading.Event, threading.Thread] | None:
+    """The syslog forwarder of the audit log (``PACS_AUDIT_SYSLOG``), on a thread of the first process."""
+    if not storage.audit_syslog:
+        return None
+    target = parse_target(storage.audit_syslog)
+    forwarder = Forwarder(archive.db, target, source_id=source_id, ca_file=storage.audit_syslog_ca)
+    stop = threading.Event()
+    thread = threading.Thread(target=forwarder.run, args=(stop,), name="audit-forwarder", daemon=True)
+    thread.start()
+    log.info("forwarding the audit log to %s", target)
+    return stop, thread
 
 
 class _IndexerSupervisor:

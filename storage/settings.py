@@ -37,6 +37,13 @@ class StorageSettings(BaseSettings):
             "in a separate indexer process (reads wait for it); false, or an S3 store: index before answering"
         ),
     )
+    audit_syslog: str | None = Field(
+        default=None,
+        description="Forward every audit entry to this syslog collector: tcp://HOST:PORT or tls://HOST:PORT (IHE ATNA)",
+    )
+    audit_syslog_ca: Path | None = Field(
+        default=None, description="CA certificate file that signs the collector's TLS certificate (tls:// only)"
+    )
     query_max_results: int = Field(
         default=10_000, ge=1, description="Hard cap on results of any one query (C-FIND, QIDO)"
     )

@@ -14,9 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from storage import __version__
 from storage.archive import Archive
 from viewer import ui
+from viewer.api import evaluations as evaluation_routes
+from viewer.api import indications as indication_routes
 from viewer.api import quality as quality_routes
 from viewer.api import routes as api_routes
 from viewer.api import session as session_routes
+from viewer.api import strict_query
 from viewer.auth import SecuredRouter, check_permissions, require
 from viewer.dicomweb import install_error_handlers, qido, rendered, stow, wado, wado_uri
 from viewer.settings import HttpSettings
@@ -85,8 +88,11 @@ def create_app(
         return await http_exception_handler(request, exc)
 
     session_routes.install(app)
+    app.include_router(indication_routes.router)
+    app.include_router(evaluation_routes.router)
     api_routes.install(app)
     quality_routes.install(app)
+    strict_query.install(app)
     ui.install(app)
     install_error_handlers(app)
     app.include_router(stow.router)

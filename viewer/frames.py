@@ -2,7 +2,8 @@
 
 Reads only what a frame needs from a seekable binary stream (PS3.5 §8: native or
 encapsulated Pixel Data); compressed transfer syntaxes are decoded by pydicom's
-pixel handlers with the pylibjpeg plugins (JPEG, JPEG-LS, JPEG 2000, RLE).
+pixel handlers with the maintained plugins (pylibjpeg with libjpeg, openjpeg and rle; pyjpegls;
+Pillow) and, last, :mod:`viewer.codecs` for sequential JPEG with a malformed Start of Scan.
 Shared by WADO-RS ``/frames``, ``/rendered`` and the web viewer's raw frame endpoint.
 
 API::
@@ -32,6 +33,9 @@ from pydicom.uid import UID
 
 from storage.archive import Archive
 from storage.index.retrieve import StoredInstance
+from viewer import codecs
+
+codecs.register()
 
 
 class FrameError(Exception):
@@ -114,7 +118,10 @@ def pixel_info(header: Dataset) -> PixelInfo:
     try:
         frames = int(header.get("NumberOfFrames") or 1)
     except (TypeError, ValueError):
-        frames = 1
+        # PS3.5 §6.2: IS is an integer string; the decoders cannot size the pixel data without it
+        raw = header.get_item(0x00280008)
+        shown = raw.value.decode("ascii", "replace") if isinstance(raw.value, bytes) else raw.value
+        raise FrameError(f"Number of Frames (0028,0008) is not an integer: {shown!r}") from None
     centers = _floats(header.get("WindowCenter"))
     widths = _floats(header.get("WindowWidth"))
     meta = getattr(header, "file_meta", None)
@@ -176,16 +183,28 @@ def decode_frame(stream: BinaryIO, number: int, header: Dataset | None = None) -
                 array = dcmread(stream, force=True).pixel_array
                 array = array[number - 1] if info.number_of_frames > 1 else array
             else:
-                array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
+                try:
+                    array = pixel_array(stream, index=number - 1 if info.number_of_frames > 1 else None)
+                except Exception:  # noqa: BLE001 - the frame reader is stricter than the data set parser
+                    # e.g. encapsulated Pixel Data whose item tags the frame reader cannot place
+                    # (pydicom's SC_rgb_jpeg.dcm): read the whole data set, then decode.
+                    stream.seek(0)
+                    array = dcmread(stream, force=True).pixel_array
+                    array = array[number - 1] if info.number_of_frames > 1 else array
     except FrameError:
         raise
     except Exception as exc:  # any decoder failure means "cannot decode", not a crash
-        raise FrameError(f"cannot decode frame {number}: {exc}") from exc
+        raise FrameError(f"cannot decode frame {number}: {_first_line(exc)}") from exc
     finally:
         stream.seek(0)
     if info.number_of_frames > 1 and array.ndim == (2 if info.samples_per_pixel == 1 else 3) + 1:
         array = array[0]
     return Frame(array=array, info=info, header=header)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A decoder's message in one line (pydicom lists every plugin's failure on lines of their own)."""
+    return " ".join(str(exc).split())
 
 
 # Native reads: kept rows closer together than this are read in blocks, farther apart by seeking.

@@ -5,6 +5,7 @@ record and its audit entry commit together. Adapters only pass the :class:`Actor
 The chain itself (hashing, appending, verifying) is :mod:`storage.audit.log`.
 """
 
+from storage.audit import anchor, export
 from storage.audit.log import (
     GENESIS,
     Actor,
@@ -22,6 +23,8 @@ from storage.audit.log import (
 
 __all__ = [
     "GENESIS",
+    "anchor",
+    "export",
     "Actor",
     "AuditRecord",
     "ChainReport",

@@ -62,7 +62,7 @@ def utc(moment: datetime) -> datetime:
 
 
 def _entry_hash(prev_hash: str, event: AuditEvent) -> str:
-    return _hash_fields(
+    return hash_fields(
         prev_hash,
         occurred_at=event.occurred_at,
         actor=event.actor,
@@ -76,7 +76,8 @@ def _entry_hash(prev_hash: str, event: AuditEvent) -> str:
     )
 
 
-def _hash_fields(prev_hash: str, **fields: Any) -> str:
+def hash_fields(prev_hash: str, **fields: Any) -> str:
+    """The chain hash of one entry: SHA-256 of its fields and *prev_hash* as canonical JSON."""
     payload = {
         "prev": prev_hash,
         "at": utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
@@ -164,7 +165,7 @@ def append_all(conn: Connection, records: Sequence[AuditRecord]) -> int | None:
             "sop_instance_uid": record.sop_instance_uid,
             "detail": json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str),
         }
-        entry_hash = _hash_fields(prev_hash, **fields)
+        entry_hash = hash_fields(prev_hash, **fields)
         rows.append({**fields, "prev_hash": prev_hash, "hash": entry_hash})
         prev_hash = entry_hash
     # Executed in order under the head lock, so ids follow the chain (verify_chain walks by id).

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from storage.errors import InvalidQuery, NotFound
 from storage.index.attributes import Level, attributes_at, split_multi
 from storage.index.db import Database
-from storage.index.models import Component, Instance, Series, Study
+from storage.index.models import Component, InspectionState, Instance, Series, Study
 
+STATUSES = ("", "received", "evaluated", "approved", "rejected", "on-hold")
 MAX_PAGE = 200  # hard cap on one page of search results
 _DATE_LEN = 8
 
@@ -52,6 +53,7 @@ class Search:
     date_from: str = ""
     date_to: str = ""
     text: str = ""  # free text over all of the above and a few descriptive fields
+    status: str = ""  # evaluation status (storage.records.signed_content.STATUSES)
     sort: str = ""
     descending: bool = False
     limit: int = 50
@@ -142,6 +144,10 @@ def _study_conditions(search: Search) -> list[ColumnElement[bool]]:
         conditions.append(Study.study_date >= search.date_from)
     if search.date_to:
         conditions.append(Study.study_date <= search.date_to)
+    if search.status == "received":
+        conditions.append(~exists().where(InspectionState.study_id == Study.id, InspectionState.status != "received"))
+    elif search.status:
+        conditions.append(exists().where(InspectionState.study_id == Study.id, InspectionState.status == search.status))
     return conditions
 
 
@@ -204,6 +210,8 @@ class Catalog:
             raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
         if search.offset < 0:
             raise InvalidQuery("offset must not be negative")
+        if search.status not in STATUSES:
+            raise InvalidQuery(f"status must be one of {', '.join(s for s in STATUSES if s)}")
         sort = search.sort or DEFAULT_SORT[search.level]
         sort_column = SORT_KEYS[search.level].get(sort)
         if sort_column is None:

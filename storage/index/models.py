@@ -427,6 +427,16 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditForwarding(Base):
+    """How far the audit log has been sent to one syslog collector (storage/audit/forward.py)."""
+
+    __tablename__ = "audit_forwarding"
+
+    target: Mapped[str] = mapped_column(Text, primary_key=True)  # tcp://host:port or tls://host:port
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditHead(Base):
     """One row: the newest audit entry. Locking it serialises appends to the chain."""
 

@@ -138,8 +138,8 @@ class EvaluationDesk:
                 select(Study.study_instance_uid, InspectionState.status)
                 .join(InspectionState, InspectionState.study_id == Study.id)
                 .where(Study.study_instance_uid.in_(study_uids))
-            ).tuples()
-            found: dict[str, str] = dict(rows.all())
+            ).all()
+            found: dict[str, str] = {str(row[0]): str(row[1]) for row in rows}
             return {uid: found.get(uid, "received") for uid in study_uids}
 
         return self.read(read) if study_uids else {}

@@ -110,7 +110,7 @@ def build_report(release: Release, frames: Callable[[ImageInfo, int], np.ndarray
         Table(
             [
                 ["Component serial", release.serial],
-                ["Component name", _first(header, "00100010")],
+                ["Component name", _first(header, "00100010").replace("^", " ")],
                 ["Material", _first(header, "00102160")],
                 ["Inspection", release.study_instance_uid],
                 ["Inspection date", _first(header, "00080020")],

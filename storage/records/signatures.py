@@ -91,7 +91,7 @@ def record_of(row: Signature, study_uid: str, attempt: int, valid: bool) -> Sign
 def list_for(session: Session, study_id: int, study_uid: str) -> list[SignatureRecord]:
     """Every signature of an inspection, oldest first, each marked valid or invalidated."""
     rows = session.execute(select(Evaluation.id, Evaluation.attempt).where(Evaluation.study_id == study_id))
-    attempts: dict[int, int] = dict(rows.tuples().all())
+    attempts: dict[int, int] = {int(row[0]): int(row[1]) for row in rows}
     return [
         record_of(s.signature, study_uid, attempts.get(s.signature.evaluation_id, 0), s.valid)
         for s in signed_content.signature_states(session, study_id)

@@ -14,6 +14,7 @@ from storage.index.models import AuditEvent, Instance, InstanceVersion
 from storage.objects import read_bytes
 from storage.records.fixity import verify_objects
 from tests.support.factories import make_instance, write_part10
+from tests.support.servers import lift_audit_protection
 
 ACTOR = Actor("DEVICE1", "127.0.0.1:4000")
 
@@ -59,6 +60,7 @@ def test_audit_chain_detects_edits_and_deletions(archive: Archive, tmp_path: Pat
     assert report.entries == 3
 
     with archive.db.engine.begin() as conn:
+        lift_audit_protection(conn)
         conn.execute(update(AuditEvent).where(AuditEvent.id == 2).values(actor="ae:SOMEONE-ELSE"))
     report = archive.verify_audit()
     assert not report.ok
@@ -69,6 +71,7 @@ def test_audit_chain_detects_a_removed_entry(archive: Archive, tmp_path: Path) -
     for n in range(3):
         archive.store_file(write_part10(make_instance(), tmp_path / f"{n}.dcm"), ACTOR)
     with archive.db.engine.begin() as conn:
+        lift_audit_protection(conn)
         conn.exec_driver_sql("DELETE FROM audit_events WHERE id = 2")
     report = archive.verify_audit()
     assert not report.ok
@@ -101,6 +104,7 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "1 audit entries, chain intact" in ok.stdout
     with archive.db.engine.begin() as conn:
+        lift_audit_protection(conn)
         conn.exec_driver_sql("UPDATE audit_events SET outcome = 'failure'")
     broken = subprocess.run(command, capture_output=True, text=True, check=False)
     assert broken.returncode == 1

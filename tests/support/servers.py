@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -167,3 +168,15 @@ def stop_server(server: RunningServer, sig: int = 15, timeout: float = 60) -> in
         time.sleep(1)
         server.process.kill()
         raise AssertionError(f"pacs serve did not stop within {timeout} s:\n{server.log()[-20000:]}") from None
+
+
+def lift_audit_protection(conn: Any) -> None:
+    """Do what an attacker with the database owner's rights can: switch off the append-only triggers.
+
+    The tests of tamper *detection* edit the log directly; *conn* is an open SQLAlchemy connection.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER USER")
+    else:
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_events_no_update")
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_events_no_delete")

@@ -127,6 +127,8 @@ def test_paging_and_sorting(api: Api) -> None:
         ("/api/images/1.2.3/frames/1/pixels", {"scale": "0"}, "scale"),
         ("/api/images/1.2.3/frames/0/pixels", {}, "frame"),
         ("/api/inspections/not-a-uid", {}, "uid"),
+        ("/api/inspections", {"approval": "REJECTED"}, "unknown query parameter(s): approval"),
+        ("/api/components", {"serial": "X", "serail": "X"}, "unknown query parameter(s): serail"),
     ],
 )
 def test_bad_parameters_are_400_with_reason(api: Api, url: str, params: dict[str, str], reason: str) -> None:

@@ -43,6 +43,8 @@ class InspectionSummary(BaseModel):
     series_count: int = 0
     image_count: int = 0
     component: ComponentSummary | None = None
+    status: str = Field("received", description="received, evaluated, approved, rejected or on-hold")
+    device_approval_status: str | None = Field(None, description="ApprovalStatus (300E,0002) the device sent")
 
 
 class Paged(BaseModel):

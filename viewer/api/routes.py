@@ -26,6 +26,7 @@ from storage.errors import ArchiveError, IndexUnavailable, InvalidQuery, NotFoun
 from storage.index.catalog import MAX_PAGE, Catalog, InstanceRecord, Search, SearchLevel
 from storage.records.annotations import AnnotationConflict, AnnotationRecord, Annotations, Draft, InvalidAnnotation
 from viewer.api import pixels
+from viewer.api.indications import desk
 from viewer.api.models import (
     AnnotationCreate,
     AnnotationOut,
@@ -145,6 +146,7 @@ def _inspection(v: dict[str, Any], with_component: bool = True) -> InspectionSum
         series_count=v.get("NumberOfStudyRelatedSeries") or 0,
         image_count=v.get("NumberOfStudyRelatedInstances") or 0,
         component=_component(v) if with_component and v.get("PatientID") else None,
+        device_approval_status=v.get("ApprovalStatus"),
     )
 
 
@@ -288,6 +290,9 @@ class SearchFilters:
     date_from: Date = ""
     date_to: DateTo = ""
     q: Annotated[str, Query(max_length=200, description="Free text over all fields")] = ""
+    status: Annotated[
+        str, Query(pattern=r"^(received|evaluated|approved|rejected|on-hold)?$", description="Evaluation status")
+    ] = ""
 
 
 Filters = Annotated[SearchFilters, Depends()]
@@ -307,6 +312,7 @@ def _search(
         date_from=filters.date_from,
         date_to=filters.date_to,
         text=filters.q,
+        status=filters.status,
         sort=sort,
         descending=order == "desc",
         limit=limit,
@@ -363,9 +369,11 @@ def search_inspections(
 ) -> InspectionPage:
     """Inspections (with their component) matching the criteria, newest first by default."""
     page = _search(request, SearchLevel.INSPECTION, filters, sort=sort, order=order, limit=limit, offset=offset)
-    return InspectionPage(
-        total=page.total, offset=page.offset, limit=page.limit, items=[_inspection(v) for v in page.items]
-    )
+    items = [_inspection(v) for v in page.items]
+    statuses = desk(request).statuses([i.uid for i in items])
+    for item in items:
+        item.status = statuses[item.uid]
+    return InspectionPage(total=page.total, offset=page.offset, limit=page.limit, items=items)
 
 
 @router.get(
@@ -422,6 +430,7 @@ def get_inspection(request: Request, uid: Annotated[str, UID_PATH]) -> Inspectio
         for s in tree.children
     ]
     summary = _inspection({**component, **tree.values})
+    summary.status = desk(request).statuses([uid])[uid]
     return InspectionDetail(**summary.model_dump(), series=series)
 
 
