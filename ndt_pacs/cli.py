@@ -262,13 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     peer_remove.add_argument("ae_title", metavar="AET")
     peer_remove.set_defaults(func=cmd_peer_remove)
 
-    from ndt_pacs.accounts_cli import add_account_commands
-
-    add_account_commands(sub, data_dir)
-
     from ndt_pacs.transfer_cli import add_commands
 
     add_commands(sub, data_dir)
+
+    from ndt_pacs.accounts_cli import add_account_commands
+
+    add_account_commands(sub, data_dir)
     _describe(parser)
     return parser
 

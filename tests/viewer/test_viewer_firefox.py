@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from storage.factory import open_archive
 from tests.support import viewer_phantoms as ph
+from tests.support.accounts import PASSWORD
 from tests.support.bidi import Tab, firefox, firefox_binary, first_tab
 from tests.support.browser import ARTIFACTS
 from tests.support.factories import write_part10
@@ -43,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
     archive.store_file(write_part10(ds, root / "phantom.dcm"), ACTOR, move=True)
     archive.db.dispose()
     running = start_server(root / "pacs-data")
+    running.url_as("inspector", "ines")  # the account Firefox logs in as
     yield running, ds
     stop_server(running)
 
@@ -58,7 +60,17 @@ def tab() -> Iterator[Tab]:
 def test_viewer_in_firefox(tab: Tab, server: tuple[RunningServer, Dataset]) -> None:
     running, ds = server
     tab.set_viewport(1366, 768)
+    # the login page: no session yet, so the viewer route sends Firefox there and back after logging in
     tab.navigate(f"{running.http}/#/image/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}")
+    tab.wait_for("() => location.pathname === '/login' && document.querySelector('#username') !== null")
+    tab.call(
+        "(name, password) => { document.querySelector('#username').value = name;"
+        " document.querySelector('#password').value = password;"
+        " document.querySelector('form#login').requestSubmit(); }",
+        "ines",
+        PASSWORD,
+    )
+    tab.wait_for("() => document.querySelector('#user .who-name')?.textContent === 'Ines'")
     tab.wait_for("() => document.querySelector(\".viewer-root[data-loaded='full']\") !== null")
     user_agent = tab.call("() => navigator.userAgent")
     assert "Firefox/" in user_agent

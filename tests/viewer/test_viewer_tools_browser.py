@@ -20,7 +20,8 @@ from pydicom.dataset import Dataset
 
 from storage.factory import open_archive
 from tests.support import viewer_phantoms as ph
-from tests.support.browser import CHROMIUM, chromium, classify, click, drag, grey_at, image_to_client, shot
+from tests.support.accounts import PASSWORD, with_credentials
+from tests.support.browser import CHROMIUM, chromium, classify, click, drag, grey_at, image_to_client, login, shot
 from tests.support.factories import write_part10
 from tests.support.servers import RunningServer, make_settings, start_server, stop_server
 from tests.support.viewer_data import ACTOR
@@ -40,6 +41,7 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
         archive.store_file(write_part10(ds, root / "in" / f"{ds.SOPInstanceUID}.dcm"), ACTOR, move=True)
     archive.db.dispose()
     running = start_server(root / "pacs-data")
+    running.url_as("inspector", "ines")  # the account the browser logs in as
     yield running, datasets
     stop_server(running)
 
@@ -59,6 +61,7 @@ def page(browser: Any, phantoms: tuple[RunningServer, dict[str, Dataset]]) -> It
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    login(pg, "ines", PASSWORD)
     yield pg
     context.close()
     assert not errors, errors
@@ -68,9 +71,10 @@ def open_image(page: Any, phantoms: tuple[RunningServer, dict[str, Dataset]], na
     """Open phantom *name* in the viewer, its kept measurements withdrawn first (tests share the server)."""
     server, datasets = phantoms
     ds = datasets[name]
-    kept = httpx.get(f"{server.http}/api/images/{ds.SOPInstanceUID}/annotations", timeout=30).json()["items"]
+    api = with_credentials(server.http, "ines")
+    kept = httpx.get(f"{api}/api/images/{ds.SOPInstanceUID}/annotations", timeout=30).json()["items"]
     for annotation in kept:
-        httpx.post(f"{server.http}/api/annotations/{annotation['id']}/withdraw", timeout=30).raise_for_status()
+        httpx.post(f"{api}/api/annotations/{annotation['id']}/withdraw", timeout=30).raise_for_status()
     page.goto(f"/#/image/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}")
     page.wait_for_selector(f".viewer-root[data-loaded='{loaded}']", timeout=30_000)
     page.wait_for_selector(".viewer-root[data-annotations='loaded']", timeout=30_000)
@@ -524,7 +528,8 @@ def test_weld_strip_preview_request_is_small(phantoms: Any) -> None:
     server, datasets = phantoms
     ds = datasets["strip"]
     url = f"{server.http}/api/images/{ds.SOPInstanceUID}/frames/1/pixels?scale=10"
-    with urllib.request.urlopen(url, timeout=30) as response:
+    signed = urllib.request.Request(url, headers={"Authorization": f"Bearer {server.token('inspector', 'ines')}"})
+    with urllib.request.urlopen(signed, timeout=30) as response:
         body = response.read()
         assert response.headers["X-Rows"] == "100"
         assert response.headers["X-Columns"] == "1000"

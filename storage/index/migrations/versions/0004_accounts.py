@@ -1,7 +1,7 @@
 """Accounts, NDT qualifications, tokens, browser sessions, failed logins; peers tied to device accounts (issue 13)
 
 Revision ID: 0004_accounts
-Revises: i7_annotations
+Revises: 0007_audit_integrity (merged first; the chain stays linear)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_accounts"
-down_revision: str | None = "i7_annotations"
+down_revision: str | None = "0007_audit_integrity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
