@@ -77,6 +77,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/dicom-web/studies/{study}/series/{series}/thumbnail"): "studies:read",
     ("GET", "/dicom-web/studies/{study}/series/{series}/instances/{sop}/thumbnail"): "studies:read",
     ("GET", "/wado"): "studies:read",
+    ("GET", "/api/quality/summary"): "quality:read",
+    ("GET", "/api/quality/pareto"): "quality:read",
+    ("GET", "/api/quality/p-chart"): "quality:read",
+    ("GET", "/api/quality/u-chart"): "quality:read",
+    ("GET", "/api/quality/turnaround"): "quality:read",
+    ("GET", "/api/quality/qualifications"): "quality:read",
+    ("GET", "/api/quality/inspections"): "quality:read",
 }
 ROLES = ("admin", "inspector", "auditor", "quality", "device")
 SAFE = {"GET", "HEAD", "OPTIONS"}
