@@ -1,7 +1,7 @@
 """Evaluations (issue 14): marked indications with versions, evaluations, signatures, inspection status
 
 Revision ID: 0006_evaluations
-Revises: 0004_accounts, 0007_audit_integrity (joins the accounts and the audit-integrity branches)
+Revises: 0004_accounts
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_evaluations"
-down_revision: str | tuple[str, ...] | None = ("0004_accounts", "0007_audit_integrity")
+down_revision: str | None = "0004_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
