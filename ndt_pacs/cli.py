@@ -154,12 +154,19 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     allow = PERMISSIONS if args.allow is None else args.allow.split(",")
     try:
         peer = _peer_registry(args).add(
-            args.ae_title, args.host, args.port, _cli_actor(), allow=allow, description=args.description or ""
+            args.ae_title,
+            args.host,
+            args.port,
+            _cli_actor(),
+            allow=allow,
+            description=args.description or "",
+            user=args.user,
         )
     except InvalidPeer as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"added {peer.ae_title} {peer.host}:{peer.port} allow={','.join(peer.permissions) or '-'}")
+    acts_as = f" as device account {peer.user}" if peer.user else ""
+    print(f"added {peer.ae_title} {peer.host}:{peer.port} allow={','.join(peer.permissions) or '-'}{acts_as}")
     return 0
 
 
@@ -169,7 +176,10 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
     print(f"{'AE title':<16}  {'address':<28}  {'allow':<26}  description")
     for peer in peers:
         address = f"{peer.host}:{peer.port}"
-        print(f"{peer.ae_title:<16}  {address:<28}  {','.join(peer.permissions) or '-':<26}  {peer.description}")
+        acts_as = f" [device account {peer.user}]" if peer.user else ""
+        print(
+            f"{peer.ae_title:<16}  {address:<28}  {','.join(peer.permissions) or '-':<26}  {peer.description}{acts_as}"
+        )
     return 0
 
 
@@ -253,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow", help="comma-separated permissions: store,query,retrieve,move (default: all); '' for none"
     )
     peer_add.add_argument("--description", help="free text")
+    peer_add.add_argument(
+        "--user", metavar="NAME", help="the device account this peer acts as (its C-STORE and STOW-RS: one actor)"
+    )
     peer_add.set_defaults(func=cmd_peer_add)
     peer_list = peer.add_parser("list", help="list known peers")
     data_dir(peer_list)

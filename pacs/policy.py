@@ -22,6 +22,7 @@ from pydicom.uid import UID
 from pynetdicom import evt
 from pynetdicom.events import Event
 
+from pacs.actor import ACCOUNT_ATTRIBUTE
 from pacs.settings import DicomSettings
 from pacs.status import Status
 from storage.archive import Archive
@@ -124,8 +125,12 @@ class AssociationPolicy:
         prefer_requestor_order(event, self.supported_syntaxes)
 
     def on_accepted(self, event: Event) -> None:
-        """``EVT_ACCEPTED``: audit the association with its accepted presentation contexts."""
-        self._audit(event, "accepted", contexts=len(event.assoc.accepted_contexts))
+        """``EVT_ACCEPTED``: audit the association; a recognised peer tied to a device account acts as it."""
+        peer = self.peer_of(event) if event.assoc.requestor.ae_title else None
+        if peer is not None and peer.user:
+            setattr(event.assoc, ACCOUNT_ATTRIBUTE, peer.user)
+        account = {"account": peer.user} if peer is not None and peer.user else {}
+        self._audit(event, "accepted", contexts=len(event.assoc.accepted_contexts), **account)
 
     def peer_of(self, event: Event) -> PeerInfo | None:
         """The known peer behind *event*'s association (by AE title and address), if any."""

@@ -487,14 +487,18 @@ def _verify_dummy(password: str) -> None:
         _HASHER.verify(_DUMMY_HASH, password)
 
 
-def throttled(session: Session, username: str, address: str, now: datetime) -> bool:
-    """True when *username* or *address* had too many failed logins within :data:`FAILURE_WINDOW`."""
+def throttled(session: Session, username: str | None, address: str, now: datetime) -> bool:
+    """True when *username* (None: only the address) or *address* had too many failed logins lately.
+
+    Lately: within :data:`FAILURE_WINDOW`.
+    """
     since = now - FAILURE_WINDOW
-    by_name = session.scalar(
-        select(func.count()).where(LoginFailure.username == username[:64], LoginFailure.occurred_at >= since)
-    )
-    if (by_name or 0) >= MAX_FAILURES_PER_ACCOUNT:
-        return True
+    if username is not None:
+        by_name = session.scalar(
+            select(func.count()).where(LoginFailure.username == username[:64], LoginFailure.occurred_at >= since)
+        )
+        if (by_name or 0) >= MAX_FAILURES_PER_ACCOUNT:
+            return True
     by_address = session.scalar(
         select(func.count()).where(LoginFailure.address == address[:64], LoginFailure.occurred_at >= since)
     )
@@ -630,7 +634,7 @@ class Authenticator:
         if found is None:
 
             def fail(session: Session) -> LoginResult:
-                if throttled(session, "(token)", address, now):
+                if throttled(session, None, address, now):  # bad tokens name no account: per address only
                     return LoginResult(None, throttled=True)
                 record_failure(session, "(token)", address, "bearer", "unknown, expired or revoked token", now)
                 return LoginResult(None)

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from storage import audit
 from storage.audit import Actor, AuditRecord
 from storage.errors import ArchiveError, NotFound
 from storage.index.db import Database
-from storage.index.models import Peer
+from storage.index.models import Peer, User
 
 PERMISSIONS = ("store", "query", "retrieve", "move")
 
@@ -40,6 +41,7 @@ class PeerInfo:
     allow_query: bool
     allow_retrieve: bool
     allow_move_destination: bool
+    user: str | None = None  # the device account this AE title acts as (audit: one actor for DIMSE and HTTP)
 
     @property
     def permissions(self) -> list[str]:
@@ -86,7 +88,7 @@ def _permissions(allow: Iterable[str]) -> dict[str, bool]:
     }
 
 
-def _info(row: Peer) -> PeerInfo:
+def _info(row: Peer, user: str | None = None) -> PeerInfo:
     return PeerInfo(
         ae_title=row.ae_title,
         host=row.host,
@@ -96,7 +98,12 @@ def _info(row: Peer) -> PeerInfo:
         allow_query=row.allow_query,
         allow_retrieve=row.allow_retrieve,
         allow_move_destination=row.allow_move_destination,
+        user=user,
     )
+
+
+def _with_user() -> Any:
+    return select(Peer, User.username).outerjoin(User, User.id == Peer.user_id)
 
 
 def _addresses(host: str) -> set[str]:
@@ -126,8 +133,13 @@ class PeerRegistry:
         *,
         allow: Iterable[str] = PERMISSIONS,
         description: str = "",
+        user: str | None = None,
     ) -> PeerInfo:
-        """Register a new peer; :class:`InvalidPeer` when invalid or the AE title is taken."""
+        """Register a new peer; :class:`InvalidPeer` when invalid or the AE title is taken.
+
+        *user*: a ``device`` account the peer acts as, so that its C-STORE and its STOW-RS
+        (with that account's token) are audited as one actor once the peer is recognised.
+        """
         title = validate_ae_title(ae_title)
         fields = {
             "host": validate_host(host),
@@ -139,17 +151,29 @@ class PeerRegistry:
         def write(session: Session) -> PeerInfo:
             if session.scalar(select(Peer.id).where(Peer.ae_title == title)) is not None:
                 raise InvalidPeer(f"peer {title} already exists (remove it first)")
-            row = Peer(ae_title=title, **fields)
+            user_id = None
+            if user is not None:
+                account = session.scalars(select(User).where(User.username == user.strip().lower())).one_or_none()
+                if account is None or account.role != "device":
+                    raise InvalidPeer(f"--user {user[:64]!r} must be an existing account with the device role")
+                user_id = account.id
+            row = Peer(ae_title=title, user_id=user_id, **fields)
             session.add(row)
             session.flush()
-            info = _info(row)
+            info = _info(row, user.strip().lower() if user else None)
             audit.append(
                 session,
                 AuditRecord(
                     actor=actor,
                     action="peer_add",
                     outcome="success",
-                    detail={"ae_title": title, "host": info.host, "port": info.port, "allow": info.permissions},
+                    detail={
+                        "ae_title": title,
+                        "host": info.host,
+                        "port": info.port,
+                        "allow": info.permissions,
+                        "user": info.user,
+                    },
                 ),
             )
             return info
@@ -173,7 +197,7 @@ class PeerRegistry:
     def list(self) -> list[PeerInfo]:
         """Every known peer, by AE title."""
         with self.db.read_session() as session:
-            return [_info(row) for row in session.scalars(select(Peer).order_by(Peer.ae_title))]
+            return [_info(row, user) for row, user in session.execute(_with_user().order_by(Peer.ae_title))]
 
     def get(self, ae_title: str) -> PeerInfo | None:
         """The peer called *ae_title*, or None."""
@@ -181,8 +205,8 @@ class PeerRegistry:
         if not title or len(title) > 16:
             return None
         with self.db.read_session() as session:
-            row = session.scalars(select(Peer).where(Peer.ae_title == title)).one_or_none()
-            return _info(row) if row is not None else None
+            found = session.execute(_with_user().where(Peer.ae_title == title)).one_or_none()
+            return _info(found[0], found[1]) if found is not None else None
 
     def recognise(self, ae_title: str, address: str) -> PeerInfo | None:
         """The known peer with *ae_title* whose host is *address*; None when either does not match."""

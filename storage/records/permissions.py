@@ -152,3 +152,23 @@ def by_method(role: str, certificates: Iterable[Certificate], on: date) -> dict[
         method: {permission: decide(role, permission, certs, on, method=method) for permission in QUALIFIED}
         for method in methods
     }
+
+
+def matrix_markdown() -> str:
+    """The role x permission matrix as a Markdown table (docs/security.md prints exactly this)."""
+    roles = list(ROLES)
+    lines = ["| permission | allows | " + " | ".join(roles) + " |", "|---|---|" + "---|" * len(roles)]
+    for permission, allows in PERMISSIONS.items():
+        if permission == "public":
+            cells = ["✓"] * len(roles)
+        else:
+            cells = []
+            for role in roles:
+                if permission not in ROLE_PERMISSIONS[role]:
+                    cells.append("")
+                elif permission in QUALIFIED:
+                    cells.append(f"Level {QUALIFIED[permission]}+ valid")
+                else:
+                    cells.append("✓")
+        lines.append(f"| `{permission}` | {allows} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

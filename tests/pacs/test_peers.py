@@ -183,3 +183,48 @@ def test_known_peer_gets_only_its_permissions(archive: Archive, strict_listener:
         assoc.release()
     assert responses[-1][0].Status == 0x0000  # may query
     assert audit_rows(archive, "store") == []
+
+
+def test_peer_tied_to_a_device_account_is_one_actor_over_dimse_and_http(
+    archive: Archive, dicom_listener: DicomListener, tmp_path: Path
+):
+    """C-STORE from the recognised peer and STOW-RS with its account's token are audited as the same actor."""
+    import httpx
+    from pydicom.uid import CTImageStorage
+
+    from tests.support.accounts import add_account, bearer, token_for
+    from tests.support.factories import make_instance, write_part10
+    from tests.support.webutil import http_server
+
+    add_account(archive.db, "ct-bay-3", "device", password=None)
+    add_account(archive.db, "ines", "inspector")
+    with pytest.raises(InvalidPeer, match="device role"):
+        PeerRegistry(archive.db).add("CTBAY3", "127.0.0.1", 104, ADMIN, user="ines")
+    assert PeerRegistry(archive.db).add("CTBAY3", "127.0.0.1", 104, ADMIN, user="ct-bay-3").user == "ct-bay-3"
+    assert PeerRegistry(archive.db).get("CTBAY3").user == "ct-bay-3"  # type: ignore[union-attr]
+    ae = AE(ae_title="CTBAY3")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="NDTPACS")
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(make_instance()).Status == 0x0000
+    finally:
+        assoc.release()
+    other = AE(ae_title="OTHER")  # not the peer: stays an AE title
+    other.add_requested_context(CTImageStorage)
+    assoc = other.associate("127.0.0.1", dicom_listener.port, ae_title="NDTPACS")
+    try:
+        assert assoc.send_c_store(make_instance()).Status == 0x0000
+    finally:
+        assoc.release()
+    token = token_for(archive.db, "ct-bay-3")
+    body = write_part10(make_instance(), tmp_path / "web.dcm").read_bytes()
+    with http_server(archive, role=None) as base:
+        stored = httpx.post(
+            f"{base}/dicom-web/studies",
+            content=b"--b\r\nContent-Type: application/dicom\r\n\r\n" + body + b"\r\n--b--\r\n",
+            headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b', **bearer(token)},
+        )
+        assert stored.status_code == 200, stored.text
+    actors = sorted(row.actor for row in audit_rows(archive, "store"))
+    assert actors == ["ae:OTHER", "device:ct-bay-3", "device:ct-bay-3"]

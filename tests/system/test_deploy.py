@@ -99,3 +99,24 @@ def test_init_step_is_idempotent_and_lets_the_health_probe_in_under_strict_mode(
         assert not _echo(port, "STRANGER")  # strict mode is really on: unknown AEs are rejected
     finally:
         assert stop_server(server) == 0
+
+
+def test_http_is_reached_only_through_the_tls_proxy() -> None:
+    """The HTTP service publishes no port; the Caddy proxy does, and the HTTP service trusts its headers."""
+    services = _compose()["services"]
+    assert "ports" not in services["http"]
+    assert services["http"]["environment"]["PACS_TRUST_PROXY"] == "true"
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:")
+    assert any(str(port).endswith(":443") for port in proxy["ports"])
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy http:8042" in caddyfile
+
+
+def test_security_doc_prints_the_matrix_the_code_enforces() -> None:
+    """docs/security.md's role x permission table is the one in storage/records/permissions.py."""
+    from storage.records.permissions import matrix_markdown
+
+    doc = (ROOT / "docs" / "security.md").read_text()
+    printed = doc.split("<!-- matrix:start -->\n", 1)[1].split("<!-- matrix:end -->", 1)[0]
+    assert printed == matrix_markdown(), "regenerate the table with storage.records.permissions.matrix_markdown()"

@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
@@ -27,7 +26,7 @@ from storage.audit import Actor
 from storage.errors import InvalidInstance
 from storage.factory import open_archive
 from tests.support.servers import make_settings
-from tests.support.webutil import http_server
+from tests.support.webutil import dicomweb_client, http_server
 from viewer import codecs
 from viewer.frames import decode_frame
 
@@ -108,7 +107,7 @@ PIXEL_FILES = _pixel_files()
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive, str]]:
     tmp = tmp_path_factory.mktemp("codecs")
     archive = open_archive(make_settings(tmp / "data", f"sqlite:///{tmp / 'index.sqlite'}"))
-    with http_server(archive) as url:
+    with http_server(archive, role="inspector") as url:  # reads pixels for display: images:read
         yield archive, url
     archive.db.dispose()
 
@@ -156,7 +155,7 @@ def test_stored_then_frame_and_rendering_served(served: tuple[Archive, str], nam
     with path.open("rb") as stream:
         expected = decode_frame(stream, 1).array
     assert len(pixels.content) == expected.size * max(expected.dtype.itemsize, 1) or expected.dtype.kind == "f"
-    client = DICOMwebClient(f"{url}/dicom-web")
+    client = dicomweb_client(f"{url}/dicom-web")
     (data,) = client.retrieve_instance_frames(study, series, sop, frame_numbers=[1])
     assert data == np.ascontiguousarray(expected, dtype=expected.dtype.newbyteorder("<")).tobytes()
 
