@@ -100,6 +100,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/components/{serial}/history"): "audit:read",
     ("GET", "/api/components/{serial}/evidence"): "audit:read",
     ("GET", "/api/inspections/{uid}/evidence"): "audit:read",
+    ("GET", "/api/quality/summary"): "quality:read",
+    ("GET", "/api/quality/pareto"): "quality:read",
+    ("GET", "/api/quality/p-chart"): "quality:read",
+    ("GET", "/api/quality/u-chart"): "quality:read",
+    ("GET", "/api/quality/turnaround"): "quality:read",
+    ("GET", "/api/quality/qualifications"): "quality:read",
+    ("GET", "/api/quality/inspections"): "quality:read",
 }
 ROLES = ("admin", "inspector", "auditor", "quality", "device")
 SAFE = {"GET", "HEAD", "OPTIONS"}

@@ -1,7 +1,7 @@
 """REST JSON API for the web viewer and for scripts (``/api/``), in NDT vocabulary.
 
 One router per resource (:mod:`.components`, :mod:`.inspections`, :mod:`.images`,
-:mod:`.annotations`, :mod:`.vocabulary`, :mod:`.indications`, :mod:`.evaluations`), one error
+:mod:`.annotations`, :mod:`.vocabulary`, :mod:`.indications`, :mod:`.evaluations`, :mod:`.quality`), one error
 mapping (:mod:`.errors`) and one DICOM-JSON -> view mapper (:mod:`.views`). Every route declares its permission
 (:func:`viewer.auth.require`); the core services come from :mod:`viewer.deps`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from viewer.api import audit, components, errors, evaluations, images, indications, inspections, vocabulary
+from viewer.api import audit, components, errors, evaluations, images, indications, inspections, quality, vocabulary
 from viewer.api.annotations import router as annotations_router
 
 # The audit router first: /components/{serial}/history must not be taken for a serial containing '/'.
@@ -23,6 +23,7 @@ ROUTERS = (
     vocabulary.router,
     indications.router,
     evaluations.router,
+    quality.router,
 )
 
 
@@ -31,3 +32,4 @@ def install(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+    quality.install_errors(app)

@@ -4,12 +4,14 @@
 //   #/inspection/<uid>      its series, each a strip of thumbnails
 //   #/image/<study>/<series>/<sop>   the image viewer
 //   #/audit?...  #/history/<serial>  the auditor's pages (audit.js)
+//   #/quality?...           the quality dashboard; #/quality/inspections?... the inspections behind a figure
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { auditPage, historyPage } from "./audit.js";
 import { fmtDate, fmtName, h, mount, parseIsoDate, plural, status } from "./dom.js";
 import { evaluationSection, statusBadge, statusFilter } from "./evaluation.js";
 import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
+import { qualityListPage, qualityPage } from "./quality.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Viewer } from "./viewer.js";
 
@@ -198,6 +200,19 @@ async function imagePage(study, series, sop) {
   viewer.canvas.focus();
 }
 
+// -- quality -----------------------------------------------------------------------
+async function quality(sub, params) {
+  if (sub === "inspections") {
+    crumb({ label: "Quality", href: "#/quality" }, { label: "Inspections" });
+    pageTitle("Quality: inspections");
+    await qualityListPage(main, params);
+  } else {
+    crumb({ label: "Quality" });
+    pageTitle("Quality");
+    await qualityPage(main, params);
+  }
+}
+
 // -- router ------------------------------------------------------------------------
 async function route() {
   if (viewer) { viewer.destroy(); viewer = null; window.viewer = undefined; }
@@ -212,6 +227,7 @@ async function route() {
     else if (parts[0] === "image" && parts.length === 4) await imagePage(parts[1], parts[2], parts[3]);
     else if (parts[0] === "audit") await auditPage(main, new URLSearchParams(qs || ""), crumb);
     else if (parts[0] === "history" && parts[1]) await historyPage(main, parts.slice(1).join("/"), crumb);
+    else if (parts[0] === "quality") await quality(parts[1], new URLSearchParams(qs || ""));
     else await searchPage(new URLSearchParams(qs || ""));
   } catch (err) {
     mount(main, h("h1", {}, "Not available"), h("p", { class: "error", role: "alert" }, err.message), h("a", { href: "#/search" }, "Back to search"));
@@ -232,7 +248,8 @@ async function signedIn() {
   for (const p of me.permissions) document.body.classList.add(`may-${p.replace(":", "-")}`);
   const who = h("span", { class: "who", title: me.denied["evaluations:write"] ? `May not evaluate: ${me.denied["evaluations:write"]}` : "" },
     h("span", { class: "who-name" }, me.full_name || me.username), " ", h("span", { class: "who-role" }, `(${me.role})`));
-  document.getElementById("user").replaceChildren(who, h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
+  const dashboard = me.permissions.includes("quality:read") ? h("a", { href: "#/quality", id: "quality-link" }, "Quality") : null;
+  document.getElementById("user").replaceChildren(...[dashboard, who].filter(Boolean), h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
 }
 
 window.addEventListener("hashchange", route);
