@@ -16,6 +16,7 @@ from storage.objects.files import FileObjectStore
 from storage.records.accounts import Authenticator
 from storage.records.annotations import Annotations
 from storage.records.peers import PeerRegistry
+from storage.records.release import EvaluationDesk
 from storage.settings import StorageSettings
 
 
@@ -70,6 +71,7 @@ class Core:
     annotations: Annotations
     peers: PeerRegistry
     accounts: Authenticator
+    evaluation: EvaluationDesk
 
 
 def build_core(archive: Archive) -> Core:
@@ -80,4 +82,5 @@ def build_core(archive: Archive) -> Core:
         annotations=Annotations(),
         peers=PeerRegistry(archive.db),
         accounts=Authenticator(archive.db),
+        evaluation=EvaluationDesk(archive),
     )

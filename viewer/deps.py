@@ -21,6 +21,7 @@ from storage.factory import Core
 from storage.index.catalog import Catalog
 from storage.index.unit_of_work import UnitOfWork
 from storage.records.annotations import Annotations
+from storage.records.release import EvaluationDesk
 from viewer.auth import request_actor
 
 
@@ -45,6 +46,11 @@ def annotation_service(request: Request) -> Annotations:
     return core(request).annotations
 
 
+def evaluation_desk(request: Request) -> EvaluationDesk:
+    """The evaluation desk (indications, evaluations, signatures, the release)."""
+    return core(request).evaluation
+
+
 def read_unit(request: Request) -> Iterator[UnitOfWork]:
     """The request's unit of work for reads (it waits for acknowledged stores first)."""
     with archive(request).unit_of_work() as uow:
@@ -62,6 +68,7 @@ WriteUnit = Annotated[UnitOfWork, Depends(write_unit, scope="function")]
 ArchiveDep = Annotated[Archive, Depends(archive)]
 CatalogDep = Annotated[Catalog, Depends(catalog)]
 AnnotationsDep = Annotated[Annotations, Depends(annotation_service)]
+EvaluationDep = Annotated[EvaluationDesk, Depends(evaluation_desk)]
 
 
 # -- audit of reads (moves into the core with the unit of work) ---------------------------------

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from storage.errors import InvalidQuery, NotFound
 from storage.index.attributes import Level, attributes_at, split_multi
-from storage.index.models import Component, Instance, Series, Study
+from storage.index.models import Component, Indication, InspectionState, Instance, Series, Study
 from storage.index.unit_of_work import UnitOfWork
 
+STATUSES = ("", "received", "evaluated", "approved", "rejected", "on-hold")
 MAX_PAGE = 200  # hard cap on one page of search results
 _DATE_LEN = 8
 
@@ -52,6 +53,7 @@ class Search:
     date_from: str = ""
     date_to: str = ""
     text: str = ""  # free text over all of the above and a few descriptive fields
+    status: str = ""  # evaluation status (storage.records.signed_content.STATUSES)
     sort: str = ""
     descending: bool = False
     limit: int = 50
@@ -142,6 +144,10 @@ def _study_conditions(search: Search) -> list[ColumnElement[bool]]:
         conditions.append(Study.study_date >= search.date_from)
     if search.date_to:
         conditions.append(Study.study_date <= search.date_to)
+    if search.status == "received":
+        conditions.append(~exists().where(InspectionState.study_id == Study.id, InspectionState.status != "received"))
+    elif search.status:
+        conditions.append(exists().where(InspectionState.study_id == Study.id, InspectionState.status == search.status))
     return conditions
 
 
@@ -201,6 +207,8 @@ class Catalog:
             raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
         if search.offset < 0:
             raise InvalidQuery("offset must not be negative")
+        if search.status not in STATUSES:
+            raise InvalidQuery(f"status must be one of {', '.join(s for s in STATUSES if s)}")
         sort = search.sort or DEFAULT_SORT[search.level]
         sort_column = SORT_KEYS[search.level].get(sort)
         if sort_column is None:
@@ -292,6 +300,22 @@ class Catalog:
                 {**_values(series, Level.SERIES), "instances": [_values(i, Level.IMAGE) for i in instances]}
             )
         return _values(component, Level.PATIENT), Tree(_values(study, Level.STUDY), children)
+
+    def device_indications(self, uow: UnitOfWork, study_uids: list[str]) -> dict[str, int]:
+        """Per inspection (StudyInstanceUID): how many Indication Sequence items its devices sent (0 when none)."""
+        if not study_uids:
+            return {}
+        counts = dict(
+            uow.session.execute(
+                select(Study.study_instance_uid, func.count(Indication.id))
+                .join(Series, Series.study_id == Study.id)
+                .join(Instance, Instance.series_id == Series.id)
+                .join(Indication, Indication.instance_id == Instance.id)
+                .where(Study.study_instance_uid.in_(study_uids))
+                .group_by(Study.study_instance_uid)
+            ).all()
+        )
+        return {uid: int(counts.get(uid, 0)) for uid in study_uids}
 
     def instance(self, uow: UnitOfWork, sop_uid: str) -> InstanceRecord:
         """One instance: index values, stored header and where its served version lives."""

@@ -210,6 +210,111 @@ class Annotation(Base):
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class MarkedIndication(Base):
+    """An indication an inspector marked on an image (DICONDE NDE Indication, ASTM E2339): its identity.
+
+    What it says lives in :class:`MarkedIndicationVersion` rows, never overwritten (21 CFR 11.10(e)):
+    every change is a new version with author, time and reason (:mod:`storage.records.indications`).
+    """
+
+    __tablename__ = "marked_indications"
+    __table_args__ = (UniqueConstraint("study_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)  # (0008,0018) UI of the image
+    number: Mapped[int] = mapped_column(Integer)  # (0014,2014) IndicationNumber, 1.. within the inspection
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the newest version
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MarkedIndicationVersion(Base):
+    """One version of a marked indication: region in image pixels, type, sizes computed by the archive."""
+
+    __tablename__ = "marked_indication_versions"
+    __table_args__ = (UniqueConstraint("indication_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    indication_id: Mapped[int] = mapped_column(ForeignKey("marked_indications.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    instance_version: Mapped[int] = mapped_column(Integer)  # the image version it was drawn on
+    frame_number: Mapped[int] = mapped_column(Integer)  # 1-based
+    kind: Mapped[str] = mapped_column(String(16))  # point, line, polyline, rect, ellipse, polygon
+    geometry: Mapped[str] = mapped_column(Text)  # JSON {"points": [[x, y], ...]}, image pixel coordinates
+    indication_type: Mapped[str] = mapped_column(String(16))  # (0014,201A) CS, from the configured vocabulary
+    label: Mapped[str | None] = mapped_column(Text)  # (0014,2016) SH
+    description: Mapped[str | None] = mapped_column(Text)  # (0014,2018) ST
+    length: Mapped[float | None] = mapped_column(Float)  # computed by the archive, in `unit`
+    width: Mapped[float | None] = mapped_column(Float)
+    area: Mapped[float | None] = mapped_column(Float)  # in `unit` squared
+    unit: Mapped[str] = mapped_column(String(8))  # mm (calibrated) or px
+    spacing_attribute: Mapped[str | None] = mapped_column(Text)
+    spacing_row_mm: Mapped[float | None] = mapped_column(Float)
+    spacing_column_mm: Mapped[float | None] = mapped_column(Float)
+    withdrawn: Mapped[bool] = mapped_column(default=False)
+    author: Mapped[str] = mapped_column(Text)  # "kind:name" like the audit log's actor
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it changed (required once signed)
+
+
+class Evaluation(Base):
+    """One version of an inspection's evaluation: dispositions against an acceptance standard.
+
+    Never overwritten: a new evaluation of the same inspection is the next ``attempt``
+    (EvaluationAttempt (0014,2008)); the newest one is the current one.
+    """
+
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("study_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)  # (0014,2008) EvaluationAttempt, 1..
+    method: Mapped[str] = mapped_column(String(8))  # NDT method of the inspection (RT, UT, ...)
+    disposition: Mapped[str] = mapped_column(String(8))  # ACCEPT, REJECT, HOLD (overall)
+    standard: Mapped[str] = mapped_column(Text)  # code of the acceptance standard and level applied
+    standard_meaning: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    repair_id: Mapped[str | None] = mapped_column(Text)  # (0014,0105) RepairID
+    reinspection_of: Mapped[str | None] = mapped_column(UID)  # StudyInstanceUID of the inspection this re-inspects
+    dispositions: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"<indication id>": "ACCEPT|REJECT|HOLD"}
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Signature(Base):
+    """An electronic signature on an evaluation (21 CFR 11.50, 11.70): who, when, meaning, what exactly."""
+
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    meaning: Mapped[str] = mapped_column(String(16))  # evaluated, reviewed, approved
+    signer: Mapped[str] = mapped_column(Text)  # user name
+    printed_name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    qualification: Mapped[str] = mapped_column(Text)  # JSON snapshot of the certificate used
+    content: Mapped[str] = mapped_column(Text)  # the canonical serialisation that was signed
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class InspectionState(Base):
+    """The evaluation status of an inspection, kept current by the evaluation services (search filter)."""
+
+    __tablename__ = "inspection_states"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # received, evaluated, approved, rejected, on-hold
+    export_sop_instance_uid: Mapped[str | None] = mapped_column(UID)  # the DICONDE evaluation object
+    report_sop_instance_uid: Mapped[str | None] = mapped_column(UID)  # the Encapsulated PDF report
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Peer(Base):
     """A known DICOM application entity (move destination, allowed sender)."""
 

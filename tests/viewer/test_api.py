@@ -169,7 +169,13 @@ def test_component_history_and_inspection_tree(api: Api) -> None:
 def test_image_details_spacing_windows_and_tags(api: Api) -> None:
     dx = api.data["weld"][1]
     detail = api.get(f"/api/images/{dx.SOPInstanceUID}").json()
-    assert detail["spacing"] == {"row_mm": SPACING_MM, "column_mm": SPACING_MM, "attribute": "ImagerPixelSpacing"}
+    assert detail["spacing"] == {
+        "row_mm": SPACING_MM,
+        "column_mm": SPACING_MM,
+        "attribute": "ImagerPixelSpacing",
+        "words": "detector pixel spacing",
+        "display": f"calibrated: detector pixel spacing {SPACING_MM} mm",
+    }
     assert detail["windows"][0]["center"] == 20000
     assert detail["windows"][0]["width"] == 30000
     assert detail["serial"] == WELD_SERIAL
@@ -288,7 +294,8 @@ def test_annotations_create_list_withdraw(api: Api) -> None:
     assert length["kind"] == "length"
     assert length["value"] == pytest.approx((MARKERS[1][0] - MARKERS[0][0]) * SPACING_MM)  # computed by the archive
     assert length["unit"] == "mm"
-    assert length["spacing"] == {"row_mm": SPACING_MM, "column_mm": SPACING_MM, "attribute": "ImagerPixelSpacing"}
+    assert length["spacing"]["display"] == f"calibrated: detector pixel spacing {SPACING_MM} mm"
+    assert (length["spacing"]["row_mm"], length["spacing"]["attribute"]) == (SPACING_MM, "ImagerPixelSpacing")
     assert (length["frame"], length["instance_version"], length["label"]) == (1, 1, "seam marker")
     assert length["author"] == "user:ines"
     assert length["withdrawn"] is False

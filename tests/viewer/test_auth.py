@@ -23,9 +23,17 @@ from sqlalchemy import func, select
 
 from storage.archive import Archive
 from storage.factory import build_core
-from storage.index.models import Annotation, AuditEvent, Instance, LoginFailure
+from storage.index.models import (
+    Annotation,
+    AuditEvent,
+    Evaluation,
+    Instance,
+    LoginFailure,
+    MarkedIndicationVersion,
+    Signature,
+)
 from storage.records import accounts
-from storage.records.permissions import ROLE_PERMISSIONS, decide
+from storage.records.permissions import QUALIFIED, ROLE_PERMISSIONS, decide
 from tests.support.accounts import PASSWORD, TESTS, add_account, bearer, token_for, with_credentials
 from tests.support.factories import make_instance, write_part10
 from tests.support.viewer_data import ACTOR
@@ -56,6 +64,16 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/images/{uid}/annotations"): "images:read",
     ("POST", "/api/images/{uid}/annotations"): "annotations:write",
     ("POST", "/api/annotations/{annotation_id}/withdraw"): "annotations:write",
+    ("GET", "/api/indication-types"): "studies:read",
+    ("GET", "/api/acceptance-standards"): "studies:read",
+    ("GET", "/api/images/{uid}/indications"): "studies:read",
+    ("POST", "/api/images/{uid}/indications"): "annotations:write",
+    ("PUT", "/api/indications/{indication_id}"): "annotations:write",
+    ("GET", "/api/indications/{indication_id}/history"): "studies:read",
+    ("GET", "/api/inspections/{uid}/evaluation"): "studies:read",
+    ("POST", "/api/inspections/{uid}/evaluation"): "evaluations:write",
+    ("POST", "/api/inspections/{uid}/signatures"): "evaluations:write",
+    ("GET", "/api/inspections/{uid}/report.pdf"): "studies:read",
     ("POST", "/dicom-web/studies"): "studies:write",
     ("POST", "/dicom-web/studies/{study}"): "studies:write",
     ("GET", "/dicom-web/studies"): "studies:read",
@@ -82,6 +100,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/components/{serial}/history"): "audit:read",
     ("GET", "/api/components/{serial}/evidence"): "audit:read",
     ("GET", "/api/inspections/{uid}/evidence"): "audit:read",
+    ("GET", "/api/quality/summary"): "quality:read",
+    ("GET", "/api/quality/pareto"): "quality:read",
+    ("GET", "/api/quality/p-chart"): "quality:read",
+    ("GET", "/api/quality/u-chart"): "quality:read",
+    ("GET", "/api/quality/turnaround"): "quality:read",
+    ("GET", "/api/quality/qualifications"): "quality:read",
+    ("GET", "/api/quality/inspections"): "quality:read",
 }
 ROLES = ("admin", "inspector", "auditor", "quality", "device")
 SAFE = {"GET", "HEAD", "OPTIONS"}
@@ -135,6 +160,7 @@ class Site:
             "name:path": "app.js",
             "name": "login.js",
             "annotation_id": "1",
+            "indication_id": "1",
         }
         return self.base + re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], path)
 
@@ -162,7 +188,11 @@ def test_route_table_is_complete(archive: Archive) -> None:
 
 
 def test_every_route_every_role(site: Site) -> None:
-    """Anonymous → 401 (but public routes); a role without the permission → 403; a role with it → neither."""
+    """Anonymous → 401 (but public routes); a role without the permission → 403; a role with it → neither.
+
+    A qualified permission (evaluations:*) needs the role and a valid qualification of the level: the
+    unqualified inspector gets 403, the RT Level 2 inspector passes evaluations:write.
+    """
     for (method, path), permission in ROUTES.items():
         anonymous = site.call(method, path, None)
         if permission == "public":
@@ -170,9 +200,12 @@ def test_every_route_every_role(site: Site) -> None:
             continue
         assert anonymous.status_code == 401, (method, path, anonymous.status_code)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
-        for role in ROLES:
+        for role in (*ROLES, "inspector-rt2"):
             response = site.call(method, path, role)
-            if permission in ROLE_PERMISSIONS[role]:
+            allowed = permission in ROLE_PERMISSIONS[role.removesuffix("-rt2")]
+            if permission in QUALIFIED:  # the role alone is not enough: a valid qualification of the level
+                allowed = allowed and role == "inspector-rt2" and QUALIFIED[permission] <= RT2["level"]
+            if allowed:
                 assert response.status_code not in (401, 403), (method, path, role, response.text)
             else:
                 assert response.status_code == 403, (method, path, role, response.status_code)
@@ -193,21 +226,35 @@ def test_auditor_changes_nothing(site: Site, tmp_path: Path) -> None:
     made = site.call("POST", f"/api/images/{ds.SOPInstanceUID}/annotations", "inspector", json=draft)
     assert made.status_code == 201, made.text
     annotation_id = made.json()["id"]
+    seam = [{"x": 1, "y": 1}, {"x": 5, "y": 5}]
+    indication = {"kind": "rect", "points": seam, "frame": 1, "type": "LACK_OF_FUSION", "label": "LOF-1"}
+    marked = site.call("POST", f"/api/images/{ds.SOPInstanceUID}/indications", "inspector", json=indication)
+    assert marked.status_code == 201, marked.text
+    indication_id = marked.json()["id"]
+    evaluation = {"disposition": "ACCEPT", "standard": "ISO5817:B", "indications": {str(indication_id): "ACCEPT"}}
     requests = {
         ("POST", "/dicom-web/studies"): stow,
         ("POST", "/dicom-web/studies/{study}"): stow,
         ("POST", "/api/images/{uid}/annotations"): {"json": draft},
         ("POST", "/api/annotations/{annotation_id}/withdraw"): {"json": {"reason": "audit"}},
+        ("POST", "/api/images/{uid}/indications"): {"json": indication},
+        ("PUT", "/api/indications/{indication_id}"): {"json": {"label": "LOF-2", "version": 1}},
+        ("POST", "/api/inspections/{uid}/evaluation"): {"json": evaluation},
+        ("POST", "/api/inspections/{uid}/signatures"): {"json": {"meaning": "evaluated", "password": PASSWORD}},
     }
     changing = {key for key in ROUTES if key[0] not in SAFE} - OWN_SESSION
     assert changing == set(requests), "a new state-changing route: add a valid request for it here"
     audit_before = _count(site.archive, AuditEvent, AuditEvent.action != "access-denied")
     for (method, path), kwargs in requests.items():
-        url_path = path.replace("{annotation_id}", str(annotation_id))
+        url_path = path.replace("{annotation_id}", str(annotation_id)).replace("{indication_id}", str(indication_id))
+        url_path = url_path.replace("/inspections/{uid}", f"/inspections/{ds.StudyInstanceUID}")
         response = site.call(method, url_path, "auditor", **kwargs)
         assert response.status_code == 403, (method, path, response.text)
     assert _count(site.archive, Instance) == 1
     assert _count(site.archive, Annotation, Annotation.withdrawn_at.is_(None)) == 1
+    assert _count(site.archive, MarkedIndicationVersion) == 1
+    assert _count(site.archive, Evaluation) == 0
+    assert _count(site.archive, Signature) == 0
     assert _count(site.archive, AuditEvent, AuditEvent.action != "access-denied") == audit_before
     denied = _count(
         site.archive, AuditEvent, AuditEvent.action == "access-denied", AuditEvent.actor == "user:the-auditor"

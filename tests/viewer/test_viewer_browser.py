@@ -149,7 +149,7 @@ def test_find_serial_open_radiograph_window_level_and_measure(page: Any) -> None
     page.mouse.move(b["x"], b["y"], steps=8)
     page.mouse.up()
     text = page.locator(".annotations li .value").first.inner_text()
-    match = re.match(r"([\d.]+) mm \(ImagerPixelSpacing\)", text)
+    match = re.match(r"([\d.]+) mm \(detector pixel spacing\)", text)
     assert match, text
     expected = (x2 - x1) * SPACING_MM
     assert abs(float(match.group(1)) - expected) < 0.5
@@ -268,7 +268,7 @@ def test_measurement_is_kept_in_the_archive(browser: Any, server: RunningServer)
         assert page.evaluate("() => localStorage.length") == 0
         again = page.locator(f".annotations li[data-id='{annotation_id}']")
         text = again.locator(".value").inner_text()
-        assert re.match(r"50\.0\d mm \(ImagerPixelSpacing\)", text), text
+        assert re.match(r"50\.0\d mm \(detector pixel spacing\)", text), text
         assert "by user:ines" in again.locator(".meta").inner_text()
         shot(page, "08-measurement-kept")
         # the archive measured it too, from the points and the image's spacing

@@ -99,7 +99,7 @@ def test_viewer_in_firefox(tab: Tab, server: tuple[RunningServer, Dataset]) -> N
     b = tab.call("() => window.viewer.imageToClient(500.5, 350.5)")
     tab.drag((a["x"], a["y"]), (b["x"], b["y"]))
     text = tab.wait_for("() => document.querySelector('.annotations li .value')?.textContent")
-    match = re.fullmatch(r"([\d.]+) mm \(PixelSpacing\)", text)
+    match = re.fullmatch(r"([\d.]+) mm \(object pixel spacing\)", text)
     assert match, text
     assert abs(float(match.group(1)) - 100 * ph.ROW_MM) < 0.3  # whole-pixel pointer positions in BiDi
     tab.screenshot(ARTIFACTS / "firefox-viewer.png")

@@ -108,7 +108,7 @@ def test_length_and_angle_use_the_physical_pixel_spacing(page: Any, phantoms: An
     canvas.focus()
     page.keyboard.press("l")
     drag(page, image_to_client(page, 500.5, 250.5), image_to_client(page, 500.5, 350.5))
-    assert re.fullmatch(r"20\.0\d mm \(PixelSpacing\)|19\.9\d mm \(PixelSpacing\)", measurements(page)[0])
+    assert re.fullmatch(r"(20\.0\d|19\.9\d) mm \(object pixel spacing\)", measurements(page)[0])
     # angle: vertex B, arm to A along the row (100 columns = 10 mm), arm to C 100 columns right and
     # 50 rows up (10 mm, 10 mm): 45° physically, 26.57° in pixels. Press-drag-release the first arm,
     # then click the end of the second.
@@ -192,7 +192,7 @@ def test_line_profile_plots_a_known_ramp(page: Any, phantoms: Any) -> None:
     drag(page, image_to_client(page, a + 0.5, y), image_to_client(page, d - 0.5, y))
     text = measurements(page)[0]
     # 299 columns at 0.1 mm
-    assert re.search(r"29\.[89]\d mm \(PixelSpacing\)", text), text
+    assert re.search(r"29\.[89]\d mm \(object pixel spacing\)", text), text
     low, high = ph.modality(ph.BAND_LOW), ph.modality(ph.BAND_HIGH)
     assert f"min {low:.0f}" in text, text
     assert f"max {high:.0f}" in text, text
@@ -488,7 +488,7 @@ def test_weld_strip_opens_from_a_reduced_preview(page: Any, phantoms: Any) -> No
     page.keyboard.press("l")
     drag(page, (found[0]["x"], found[0]["y"]), (found[1]["x"], found[1]["y"]))
     text = measurements(page)[0]
-    match = re.fullmatch(r"([\d.]+) mm \(ImagerPixelSpacing\)", text)
+    match = re.fullmatch(r"([\d.]+) mm \(detector pixel spacing\)", text)
     assert match, text
     (x1, _), (x2, _) = ph.STRIP_MARKERS
     assert abs(float(match.group(1)) - (x2 - x1) * ph.STRIP_SPACING_MM) < 3.0, text

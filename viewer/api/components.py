@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, ApiProblem, ApiRoute
 from viewer.api.models import ComponentDetail, ComponentPage
 from viewer.api.search import Filters, Limit, Offset, Order, criteria
 from viewer.auth import SecuredRouter, require
-from viewer.deps import CatalogDep, ReadUnit, audit
+from viewer.deps import CatalogDep, EvaluationDep, ReadUnit, audit
 
 READ = "studies:read"
 router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
@@ -59,7 +59,9 @@ def search_components(
     dependencies=[require(READ)],
     summary="A component and its inspection history",
 )
-def get_component(request: Request, catalog: CatalogDep, uow: ReadUnit, serial: str) -> ComponentDetail:
+def get_component(
+    request: Request, catalog: CatalogDep, desk: EvaluationDep, uow: ReadUnit, serial: str
+) -> ComponentDetail:
     """The component with serial *serial* and its inspections, oldest first."""
     if not serial or len(serial) > 64:  # LO is at most 64 characters
         raise ApiProblem(400, "serial must be 1 to 64 characters")
@@ -67,7 +69,10 @@ def get_component(request: Request, catalog: CatalogDep, uow: ReadUnit, serial: 
     audit(request, uow, "api-component", detail={"serial": serial, "inspections": len(tree.children)})
     dates = [str(c["StudyDate"]) for c in tree.children if c.get("StudyDate")]
     summary = views.component_summary(tree.values, latest=max(dates) if dates else None)
-    return ComponentDetail(
-        **summary.model_dump(),
-        inspections=[views.inspection_summary(c, with_component=False) for c in tree.children],
-    )
+    inspections = [views.inspection_summary(c, with_component=False) for c in tree.children]
+    statuses = desk.statuses(uow, [i.uid for i in inspections])
+    counts = catalog.device_indications(uow, [i.uid for i in inspections])
+    for item in inspections:
+        item.status = statuses[item.uid]
+        item.device_indication_count = counts[item.uid]
+    return ComponentDetail(**summary.model_dump(), inspections=inspections)

@@ -12,7 +12,7 @@ from viewer.api.errors import ERRORS, ApiRoute
 from viewer.api.models import InspectionDetail, InspectionPage, SeriesSummary
 from viewer.api.search import Filters, Limit, Offset, Order, criteria
 from viewer.auth import SecuredRouter, require
-from viewer.deps import CatalogDep, ReadUnit, audit
+from viewer.deps import CatalogDep, EvaluationDep, ReadUnit, audit
 
 READ = "studies:read"
 UID_PATH = Path(max_length=64, pattern=r"^[0-9.]+$")
@@ -29,6 +29,7 @@ router = SecuredRouter(prefix="/api", tags=["api"], route_class=ApiRoute)
 def search_inspections(
     request: Request,
     catalog: CatalogDep,
+    desk: EvaluationDep,
     uow: ReadUnit,
     filters: Filters,
     sort: Annotated[str, Query(description="date, serial, name, company, order, modality")] = "",
@@ -45,9 +46,11 @@ def search_inspections(
         "api-search",
         detail={"level": search.level.value, "criteria": criteria(search), "matches": len(page.items)},
     )
-    return InspectionPage(
-        total=page.total, offset=page.offset, limit=page.limit, items=[views.inspection_summary(v) for v in page.items]
-    )
+    items = [views.inspection_summary(v) for v in page.items]
+    statuses = desk.statuses(uow, [i.uid for i in items])
+    for item in items:
+        item.status = statuses[item.uid]
+    return InspectionPage(total=page.total, offset=page.offset, limit=page.limit, items=items)
 
 
 @router.get(
@@ -58,7 +61,7 @@ def search_inspections(
     summary="An inspection with its series and images",
 )
 def get_inspection(
-    request: Request, catalog: CatalogDep, uow: ReadUnit, uid: Annotated[str, UID_PATH]
+    request: Request, catalog: CatalogDep, desk: EvaluationDep, uow: ReadUnit, uid: Annotated[str, UID_PATH]
 ) -> InspectionDetail:
     """The inspection *uid*: its component, its series in order and each series' images."""
     component, tree = catalog.inspection(uow, uid)
@@ -80,4 +83,6 @@ def get_inspection(
         for s in tree.children
     ]
     summary = views.inspection_summary({**component, **tree.values})
+    summary.status = desk.statuses(uow, [uid])[uid]
+    summary.device_indication_count = catalog.device_indications(uow, [uid])[uid]
     return InspectionDetail(**summary.model_dump(), series=series)

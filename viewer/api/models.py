@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from viewer.api import display as show
+
+DISPLAY = "The same values as people read them (present ones only): names without DICOM's ^, dates and times ISO 8601"
+
+
+def _shown(**values: str) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v}
 
 
 class ComponentSummary(BaseModel):
@@ -25,6 +33,15 @@ class ComponentSummary(BaseModel):
     welder_ids: list[str] = Field(default_factory=list, description="ComponentWelderIDs (0014,0100)")
     inspection_count: int = 0
     latest_inspection_date: str | None = None
+
+    @computed_field(description=DISPLAY + ": name, manufacturing_date, latest_inspection_date")  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> dict[str, str]:
+        return _shown(
+            name=show.person_name(self.name),
+            manufacturing_date=show.date(self.manufacturing_date),
+            latest_inspection_date=show.date(self.latest_inspection_date),
+        )
 
 
 class InspectionSummary(BaseModel):
@@ -43,6 +60,22 @@ class InspectionSummary(BaseModel):
     series_count: int = 0
     image_count: int = 0
     component: ComponentSummary | None = None
+    status: str = Field("received", description="received, evaluated, approved, rejected or on-hold")
+    device_approval_status: str | None = Field(None, description="ApprovalStatus (300E,0002) the device sent")
+    device_indication_count: int = Field(
+        0, description="Items of the Indication Sequence (0014,2012) the device sent, over all images"
+    )
+
+    @computed_field(description=DISPLAY + ": date, time, owner, company, expiry_date")  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> dict[str, str]:
+        return _shown(
+            date=show.date(self.date),
+            time=show.time(self.time),
+            owner=show.person_name(self.owner),
+            company=show.person_name(self.company),
+            expiry_date=show.date(self.expiry_date),
+        )
 
 
 class Paged(BaseModel):
@@ -100,6 +133,15 @@ class SeriesSummary(BaseModel):
     device_serial: str | None = None
     images: list[ImageRef]
 
+    @computed_field(description=DISPLAY + ": date, inspector, operator")  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> dict[str, str]:
+        return _shown(
+            date=show.date(self.date),
+            inspector=show.person_name(self.inspector),
+            operator=show.person_name(self.operator),
+        )
+
 
 class InspectionDetail(InspectionSummary):
     """An inspection with its series and images."""
@@ -117,6 +159,11 @@ class Tag(BaseModel):
     vr: str
     value: str
 
+    @computed_field(description="The value as people read it: PN without ^, DA/TM/DT in ISO 8601")  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> str:
+        return show.attribute_value(self.vr, self.value)
+
 
 class Window(BaseModel):
     """A stored VOI window (WindowCenter/WindowWidth), in rescaled units."""
@@ -132,6 +179,16 @@ class Spacing(BaseModel):
     row_mm: float = Field(description="Distance between rows (first value)")
     column_mm: float = Field(description="Distance between columns (second value)")
     attribute: str = Field(description="PixelSpacing, ImagerPixelSpacing or NominalScannedPixelSpacing")
+
+    @computed_field(description="The attribute in NDT words: object, detector or scanned film pixel spacing")  # type: ignore[prop-decorator]
+    @property
+    def words(self) -> str:
+        return show.spacing_words(self.attribute)
+
+    @computed_field(description='The calibration as said to people: "calibrated: detector pixel spacing 0.1 mm"')  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> str:
+        return show.calibration(self.attribute, self.row_mm, self.column_mm)
 
 
 class InstanceDetail(BaseModel):

@@ -30,6 +30,9 @@ class SearchFilters:
     date_from: Date = ""
     date_to: DateTo = ""
     q: Annotated[str, Query(max_length=200, description="Free text over all fields")] = ""
+    status: Annotated[
+        str, Query(pattern=r"^(received|evaluated|approved|rejected|on-hold)?$", description="Evaluation status")
+    ] = ""
 
     def search(self, level: SearchLevel, *, sort: str, order: str, limit: int, offset: int) -> Search:
         """The catalog search these filters ask for."""
@@ -44,6 +47,7 @@ class SearchFilters:
             date_from=self.date_from,
             date_to=self.date_to,
             text=self.q,
+            status=self.status,
             sort=sort,
             descending=order == "desc",
             limit=limit,

@@ -63,6 +63,7 @@ def inspection_summary(v: dict[str, Any], with_component: bool = True) -> Inspec
         series_count=v.get("NumberOfStudyRelatedSeries") or 0,
         image_count=v.get("NumberOfStudyRelatedInstances") or 0,
         component=component_summary(v) if with_component and v.get("PatientID") else None,
+        device_approval_status=v.get("ApprovalStatus"),
     )
 
 

@@ -6,6 +6,9 @@ let me = null; // GET /api/me: who is signed in and what they may do
 /** Remember who is signed in (the answer of /api/me or of the login). */
 export function setMe(value) { me = value; }
 
+/** The signed-in user as /api/me answered (qualifications, permissions, methods), or null. */
+export function currentUser() { return me; }
+
 /** Whether the signed-in user holds *permission* (e.g. "annotations:write"). */
 export function may(permission) { return !!me && me.permissions.includes(permission); }
 
@@ -54,6 +57,15 @@ export function getJSON(url) {
 export function postJSON(url, body) {
   return request(url, {
     method: "POST",
+    headers: changing({ Accept: "application/json", "Content-Type": "application/json" }),
+    body: JSON.stringify(body ?? {}),
+  });
+}
+
+/** PUT a JSON body, return the JSON answer; ApiError (with the server's reason) otherwise. */
+export function putJSON(url, body) {
+  return request(url, {
+    method: "PUT",
     headers: changing({ Accept: "application/json", "Content-Type": "application/json" }),
     body: JSON.stringify(body ?? {}),
   });

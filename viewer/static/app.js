@@ -4,10 +4,15 @@
 //   #/inspection/<uid>      its series, each a strip of thumbnails
 //   #/image/<study>/<series>/<sop>   the image viewer
 //   #/audit?...  #/history/<serial>  the auditor's pages (audit.js)
+//   #/quality?...           the quality dashboard; #/quality/inspections?... the inspections behind a figure
 import { enc, getJSON, getPixels, logout, setMe } from "./api.js";
 import { auditPage, historyPage } from "./audit.js";
-import { fmtDate, fmtName, h, mount, status } from "./dom.js";
+import { fmtDate, fmtName, h, mount, parseIsoDate, plural, status } from "./dom.js";
+import { evaluationSection, statusBadge, statusFilter } from "./evaluation.js";
+import { IndicationsPanel } from "./indications.js";
 import { thumbnailCanvas } from "./render.js";
+import { qualityListPage, qualityPage } from "./quality.js";
+import { installShortcuts } from "./shortcuts.js";
 import { Viewer } from "./viewer.js";
 
 const main = document.getElementById("main");
@@ -30,8 +35,9 @@ const MODALITIES = ["", "DX", "CR", "CT", "US", "EC", "XC", "OT"];
 
 async function searchPage(params) {
   const level = params.get("level") === "inspection" ? "inspection" : "component";
+  const heading = level === "component" ? "Find a component" : "Find an inspection";
   crumb({ label: "Search" });
-  pageTitle("Search");
+  pageTitle(heading);
   const field = (name, label, attrs = {}) => h("label", {}, h("span", {}, label), h("input", { name, value: params.get(name) || "", ...attrs }));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Search filters" },
     h("fieldset", { class: "level" }, h("legend", {}, "Show"),
@@ -39,17 +45,28 @@ async function searchPage(params) {
     field("q", "Any field", { type: "search", placeholder: "free text" }),
     FILTERS.map(([n, l]) => field(n, l)),
     h("label", {}, h("span", {}, "Modality"), h("select", { name: "modality" }, MODALITIES.map((m) => h("option", { value: m, selected: (params.get("modality") || "") === m }, m || "any")))),
-    field("from", "Inspected from", { type: "date", value: isoDate(params.get("from")) }),
-    field("to", "Inspected to", { type: "date", value: isoDate(params.get("to")) }),
+    statusFilter(params.get("status")),
+    field("from", "Inspected from", { ...DATE_INPUT, value: isoDate(params.get("from")) }),
+    field("to", "Inspected to", { ...DATE_INPUT, value: isoDate(params.get("to")) }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Search"), h("a", { href: "#/search" }, "Reset")));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const next = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v) next.set(k, k === "from" || k === "to" ? String(v).replaceAll("-", "") : v);
+    for (const [k, v] of new FormData(form)) {
+      if (!v) continue;
+      if (k !== "from" && k !== "to") { next.set(k, v); continue; }
+      const input = form.elements[k], day = parseIsoDate(v);
+      input.setCustomValidity(day ? "" : "Enter the date as YYYY-MM-DD, e.g. 2026-01-15");
+      if (!day) { input.reportValidity(); return; }
+      next.set(k, day);
+    }
     location.hash = `#/search?${next}`;
   });
+  // Switching between components and inspections searches again (and the heading follows).
+  form.addEventListener("change", (e) => { if (e.target.name === "level") form.requestSubmit(); });
+  for (const name of ["from", "to"]) form.elements[name].addEventListener("input", (e) => e.target.setCustomValidity(""));
   const results = h("section", { class: "results", "aria-label": "Results" }, "Searching…");
-  mount(main, h("h1", {}, "Find a component"), form, results);
+  mount(main, h("h1", {}, heading), form, results);
 
   const query = new URLSearchParams(params);
   query.delete("level");
@@ -62,12 +79,15 @@ async function searchPage(params) {
   }
 }
 
+// Dates are typed and shown as ISO 8601 (YYYY-MM-DD) whatever the browser's locale: a text field, not type=date.
+const DATE_INPUT = { type: "text", inputmode: "numeric", placeholder: "YYYY-MM-DD", pattern: "\\d{4}-?\\d{2}-?\\d{2}", maxlength: "10", title: "A date as YYYY-MM-DD", autocomplete: "off" };
+
 function isoDate(v) { return v && /^\d{8}$/.test(v) ? `${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6)}` : ""; }
 
 function resultTable(level, page, params) {
   const cols = level === "component"
     ? [["serial", "Serial / ID"], ["name", "Name"], ["material", "Material"], [null, "Welders"], ["inspections", "Inspections"], [null, "Latest inspection"]]
-    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"]];
+    : [["date", "Date"], ["serial", "Serial / ID"], ["name", "Component"], ["modality", "Modalities"], ["company", "Inspecting company"], ["order", "Order"], [null, "Description"], [null, "Images"], [null, "Status"]];
   const sort = params.get("sort") || (level === "component" ? "serial" : "date");
   const order = params.get("order") || (level === "component" ? "asc" : "desc");
   const link = (changes) => { const p = new URLSearchParams(params); for (const [k, v] of Object.entries(changes)) p.set(k, v); return `#/search?${p}`; };
@@ -78,7 +98,8 @@ function resultTable(level, page, params) {
       h("td", {}, it.welder_ids.join(", ")), h("td", { class: "num" }, it.inspection_count), h("td", {}, fmtDate(it.latest_inspection_date)))
     : h("tr", {}, h("td", {}, h("a", { href: `#/inspection/${enc(it.uid)}` }, fmtDate(it.date) || "(no date)")),
       h("td", {}, h("a", { href: `#/component/${enc(it.component.serial)}` }, it.component.serial)), h("td", {}, fmtName(it.component.name)),
-      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count)));
+      h("td", {}, it.modalities.join(", ")), h("td", {}, fmtName(it.company)), h("td", {}, it.order || ""), h("td", {}, it.description || ""), h("td", { class: "num" }, it.image_count),
+      h("td", { class: "status-cell" }, statusBadge(it.status, it.device_approval_status))));
   const limit = page.limit, offset = page.offset;
   const pager = h("nav", { class: "pager", "aria-label": "Pages" },
     h("span", {}, page.total ? `${offset + 1}–${Math.min(offset + limit, page.total)} of ${page.total}` : "No matches"),
@@ -102,14 +123,21 @@ async function componentPage(serial) {
     h("time", { datetime: isoDate(i.date) }, fmtDate(i.date) || "(no date)"),
     h("div", { class: "event" },
       h("a", { href: `#/inspection/${enc(i.uid)}` }, i.description || `Inspection ${i.inspection_id || ""}`.trim()),
-      i === latest ? h("span", { class: "badge" }, "latest") : null,
-      h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${i.series_count} series · ${i.image_count} images`].filter(Boolean).join(" · ")))));
+      i === latest ? h("span", { class: "badge" }, "latest") : null, " ", statusBadge(i.status, i.device_approval_status),
+      h("div", { class: "meta" }, [i.modalities.join(", "), fmtName(i.company), i.order ? `order ${i.order}` : "", `${plural(i.series_count, "series", "series")} · ${plural(i.image_count, "image")}`].filter(Boolean).join(" · ")),
+      deviceFindings(i))));
   mount(main,
     h("h1", {}, `Component ${c.serial}`, c.name ? h("span", { class: "sub" }, ` — ${fmtName(c.name)}`) : null),
     dl([["Serial / ID", c.serial], ["Name", fmtName(c.name)], ["Material", c.material], ["Grade", c.material_grade], ["Manufacturer", c.manufacturer],
       ["Manufactured", fmtDate(c.manufacturing_date)], ["Thickness (mm)", c.material_thickness], ["Welders", c.welder_ids]]),
     h("h2", {}, `Inspection history (${c.inspections.length})`),
     h("ol", { class: "timeline", "aria-label": "Inspections, newest first" }, items));
+}
+
+/** How many indications the inspecting device sent (Indication Sequence), if any; its ApprovalStatus is in the status badge. */
+function deviceFindings(i) {
+  return i.device_indication_count
+    ? h("div", { class: "meta device" }, `${plural(i.device_indication_count, "indication")} from the device`) : null;
 }
 
 // -- inspection ------------------------------------------------------------------
@@ -121,15 +149,17 @@ async function inspectionPage(uid) {
     h("h2", {}, `${s.modality || "?"} · Series ${s.number ?? ""} ${s.description ? "— " + s.description : ""}`),
     h("p", { class: "meta" }, [s.inspector ? `inspector ${fmtName(s.inspector)}` : "", s.station || "", s.device_manufacturer || "", `${s.images.length} image${s.images.length === 1 ? "" : "s"}`].filter(Boolean).join(" · ")),
     h("ul", { class: "strip" }, s.images.slice(0, 60).map((img) => {
-      const box = h("span", { class: "thumb" }, "…");
-      queueThumb(box, img);
+      const box = h("span", { class: "thumb" }, img.rows && img.columns ? "…" : "no image");
+      if (img.rows && img.columns) queueThumb(box, img); // not the report (DOC) nor the export (PR)
       return h("li", {}, h("a", { href: `#/image/${enc(i.uid)}/${enc(s.uid)}/${enc(img.uid)}`, title: `Image ${img.number ?? ""}` },
         box, h("span", { class: "caption" }, `#${img.number ?? "?"} · ${img.columns}×${img.rows}${img.frames > 1 ? ` · ${img.frames} frames` : ""}`)));
     })),
     s.images.length > 60 ? h("p", {}, `… and ${s.images.length - 60} more (open the viewer to scroll through all)`) : null));
   mount(main,
     h("h1", {}, `Inspection ${fmtDate(i.date)}`, h("span", { class: "sub" }, ` — ${i.component.serial} ${fmtName(i.component.name)}`)),
-    dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)]]),
+    dl([["Description", i.description], ["Order", i.order], ["Inspecting company", fmtName(i.company)], ["Owner", fmtName(i.owner)], ["Modalities", i.modalities], ["Expiry", fmtDate(i.expiry_date)],
+      ["Device indications", i.device_indication_count ? plural(i.device_indication_count, "indication") : null]]),
+    evaluationSection(i),
     strips);
 }
 
@@ -165,8 +195,22 @@ async function imagePage(study, series, sop) {
   const root = h("div", { class: "viewer-root" });
   mount(main, root);
   viewer = new Viewer(root, stack, index, { inspection: i, series: s });
+  new IndicationsPanel(viewer);
   await viewer.go(index);
   viewer.canvas.focus();
+}
+
+// -- quality -----------------------------------------------------------------------
+async function quality(sub, params) {
+  if (sub === "inspections") {
+    crumb({ label: "Quality", href: "#/quality" }, { label: "Inspections" });
+    pageTitle("Quality: inspections");
+    await qualityListPage(main, params);
+  } else {
+    crumb({ label: "Quality" });
+    pageTitle("Quality");
+    await qualityPage(main, params);
+  }
 }
 
 // -- router ------------------------------------------------------------------------
@@ -183,6 +227,7 @@ async function route() {
     else if (parts[0] === "image" && parts.length === 4) await imagePage(parts[1], parts[2], parts[3]);
     else if (parts[0] === "audit") await auditPage(main, new URLSearchParams(qs || ""), crumb);
     else if (parts[0] === "history" && parts[1]) await historyPage(main, parts.slice(1).join("/"), crumb);
+    else if (parts[0] === "quality") await quality(parts[1], new URLSearchParams(qs || ""));
     else await searchPage(new URLSearchParams(qs || ""));
   } catch (err) {
     mount(main, h("h1", {}, "Not available"), h("p", { class: "error", role: "alert" }, err.message), h("a", { href: "#/search" }, "Back to search"));
@@ -203,8 +248,10 @@ async function signedIn() {
   for (const p of me.permissions) document.body.classList.add(`may-${p.replace(":", "-")}`);
   const who = h("span", { class: "who", title: me.denied["evaluations:write"] ? `May not evaluate: ${me.denied["evaluations:write"]}` : "" },
     h("span", { class: "who-name" }, me.full_name || me.username), " ", h("span", { class: "who-role" }, `(${me.role})`));
-  document.getElementById("user").replaceChildren(who, h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
+  const dashboard = me.permissions.includes("quality:read") ? h("a", { href: "#/quality", id: "quality-link" }, "Quality") : null;
+  document.getElementById("user").replaceChildren(...[dashboard, who].filter(Boolean), h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
 }
 
 window.addEventListener("hashchange", route);
+installShortcuts();
 signedIn().then(route, (err) => status(`Not signed in: ${err.message}`));

@@ -39,3 +39,16 @@ export function status(text) {
   const el = document.getElementById("status");
   if (el) el.textContent = text || "";
 }
+
+/** "1 image", "2 images", "0 series" (irregular plural as the third argument). */
+export function plural(n, word, many = `${word}s`) {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/** Parse a date typed as YYYY-MM-DD (or YYYYMMDD) into DICOM's YYYYMMDD; null when it is not a date. */
+export function parseIsoDate(text) {
+  const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(String(text || "").trim());
+  if (!m) return null;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]) ? `${m[1]}${m[2]}${m[3]}` : null;
+}

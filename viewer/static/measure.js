@@ -1,12 +1,12 @@
 // Measurement math in image coordinates (x = column, y = row, in full-resolution pixels).
 
-/** Physical length of the segment a-b; spacing = {row_mm, column_mm, attribute} or null. */
+/** Physical length of the segment a-b; spacing = {row_mm, column_mm, attribute, words} (the API's Spacing) or null. */
 export function length(a, b, spacing) {
   const dx = b.x - a.x, dy = b.y - a.y;
   const px = Math.hypot(dx, dy);
   if (!spacing) return { value: px, unit: "px", text: `${px.toFixed(1)} px (no pixel spacing)`, px };
   const mm = Math.hypot(dx * spacing.column_mm, dy * spacing.row_mm);
-  return { value: mm, unit: "mm", text: `${mm.toFixed(2)} mm (${spacing.attribute})`, px };
+  return { value: mm, unit: "mm", text: `${mm.toFixed(2)} mm (${spacing.words || spacing.attribute})`, px };
 }
 
 /** Angle at vertex b between b->a and b->c, in degrees (physical when spacing is anisotropic). */

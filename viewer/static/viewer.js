@@ -4,13 +4,14 @@
 import { getJSON, getPixels, may, postJSON } from "./api.js";
 import { h, mount, status } from "./dom.js";
 import { angle, length, plotProfile, profile, roi, valueAt } from "./measure.js";
+import { Overlay } from "./overlay.js";
 import { reduceFrame, renderFrame, statistics } from "./render.js";
 
 const PREVIEW_MAX = 1024; // preview edge (pixels) for big images
 const FULL_NOW_MAX = 4096; // images up to this edge load full resolution right after the preview
-const TOOLS = [
-  ["wl", "Window/level", "w"], ["pan", "Pan", "p"], ["length", "Length", "l"], ["angle", "Angle", "a"],
-  ["rect", "Rectangle ROI", "r"], ["ellipse", "Ellipse ROI", "e"], ["profile", "Line profile", "f"],
+const TOOLS = [ // id, name (in the button's title), shortcut key, the button's short text (one toolbar row at 1366 px)
+  ["wl", "Window/level", "w", "W/L"], ["pan", "Pan", "p", "Pan"], ["length", "Length", "l", "Length"], ["angle", "Angle", "a", "Angle"],
+  ["rect", "Rectangle ROI", "r", "Rect"], ["ellipse", "Ellipse ROI", "e", "Ellipse"], ["profile", "Line profile", "f", "Profile"],
 ];
 const MEASURING = new Set(["length", "angle", "rect", "ellipse", "profile"]); // kept in the archive: annotations:write
 const NEEDS_ANNOTATE = "needs-annotations-write"; // hidden (style.css) unless the user may annotate
@@ -37,15 +38,17 @@ export class Viewer {
     this.annotations = []; // the current image's measurements, as kept in the archive
     this.cine = null;
     this.offscreen = document.createElement("canvas");
+    this.overlays = []; // extra drawings over the image: functions (ctx) (indications.js)
+    this.imageListeners = []; // called with the detail whenever another image is shown (indications.js)
     this.build();
     window.viewer = this; // for tests and the console
   }
 
   // -- layout -----------------------------------------------------------------
   build() {
-    this.canvas = h("canvas", { class: "view", tabindex: "0", "aria-label": "Image. Keys: arrows pan, + - zoom, 0 fit, PageUp/PageDown frame, I invert." });
-    this.toolButtons = TOOLS.map(([id, label, key]) =>
-      h("button", { type: "button", "data-tool": id, class: MEASURING.has(id) ? NEEDS_ANNOTATE : null, "aria-pressed": "false", title: `${label} (${key.toUpperCase()})`, onclick: () => this.setTool(id) }, label));
+    this.canvas = h("canvas", { class: "view", tabindex: "0", "aria-label": "Image. Keys: arrows pan, + - zoom, 0 fit, PageUp/PageDown frame, I invert, O overlay, ? all shortcuts." });
+    this.toolButtons = TOOLS.map(([id, label, key, short]) =>
+      h("button", { type: "button", "data-tool": id, class: MEASURING.has(id) ? NEEDS_ANNOTATE : null, "aria-pressed": "false", title: `${label} (${key.toUpperCase()})`, onclick: () => this.setTool(id) }, short));
     this.presetSelect = h("select", { "aria-label": "Window preset", onchange: () => this.applyPreset(this.presetSelect.value) },
       h("option", { value: "stored" }, "Stored window"), h("option", { value: "full" }, "Full range"), h("option", { value: "auto" }, "Auto (histogram)"));
     this.frameSlider = h("input", { type: "range", min: "1", max: String(this.stack.length), value: String(this.index + 1), "aria-label": "Frame", oninput: () => this.go(Number(this.frameSlider.value) - 1) });
@@ -62,6 +65,8 @@ export class Viewer {
       h("button", { type: "button", onclick: () => this.fit(), title: "Fit (0)" }, "Fit"),
       h("button", { type: "button", onclick: () => this.zoomBy(1.25), title: "Zoom in (+)" }, "+"),
       h("button", { type: "button", onclick: () => this.zoomBy(0.8), title: "Zoom out (-)" }, "−"),
+      h("span", { class: "sep" }),
+      this.overlaySlot = h("span"),
     );
     const frames = this.stack.length > 1
       ? h("div", { class: "frames" }, h("button", { type: "button", onclick: () => this.step(-1), title: "Previous (PageUp)" }, "◀"), this.frameSlider,
@@ -75,11 +80,14 @@ export class Viewer {
     this.plot = h("canvas", { class: "plot", width: "300", height: "140", "aria-label": "Line profile plot" });
     this.plot.hidden = true;
     this.tags = h("div", { class: "tags" });
+    this.calibration = h("p", { class: "calibration" });
     const side = h("aside", { class: "side" },
-      h("h2", {}, "Measurements"), this.notice, this.list, this.plot,
+      h("h2", {}, "Measurements"), this.calibration, this.notice, this.list, this.plot,
       h("button", { type: "button", class: NEEDS_ANNOTATE, onclick: () => this.clearAnnotations(), title: "Withdraw every measurement on this image" }, "Clear measurements"),
       h("details", {}, h("summary", {}, "Attributes"), this.tags));
     this.stage = h("div", { class: "stage" }, this.canvas);
+    this.infoOverlay = new Overlay(this.stage, this.context);
+    this.overlaySlot.replaceWith(this.infoOverlay.toggleButton());
     mount(this.root, h("div", { class: "viewer" }, h("div", { class: "left" }, bar, frames, this.stage, h("div", { class: "status-line" }, this.info, this.winInfo)), side));
     this.bindEvents();
     this.setTool("wl");
@@ -167,17 +175,20 @@ export class Viewer {
       this.view.invert = detail.photometric === "MONOCHROME1";
       this.applyPreset(detail.windows.length ? "stored" : "auto", false);
     }
-    if (changedImage) this.loadAnnotations();
+    if (changedImage) { this.loadAnnotations(); for (const listener of this.imageListeners) listener(detail); }
     if (!this.fitted) this.fit();
     this.render();
     this.root.dataset.loaded = frame.scale === 1 ? "full" : "preview";
     this.showTags(detail);
+    const multi = detail.frames > 1;
+    this.infoOverlay.update(detail, { frame: item.frame, frames: detail.frames, index: multi ? item.frame - 1 : this.index, count: multi ? detail.frames : this.stack.length });
+    this.calibration.textContent = detail.spacing ? detail.spacing.display : "not calibrated: measurements in pixels";
   }
 
   showTags(detail) {
     if (this.tagsFor === detail.uid) return;
     this.tagsFor = detail.uid;
-    const rows = detail.tags.map((t) => h("tr", {}, h("td", {}, t.tag), h("td", {}, t.ndt_label || t.name), h("td", {}, t.value)));
+    const rows = detail.tags.map((t) => h("tr", {}, h("td", {}, t.tag), h("td", {}, t.ndt_label || t.name), h("td", {}, t.display ?? t.value)));
     mount(this.tags, h("table", {}, h("tbody", {}, rows)));
   }
 
@@ -305,6 +316,7 @@ export class Viewer {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     for (const a of this.annotations || []) if (this.onCurrentFrame(a)) this.drawAnnotation(ctx, a, false);
     if (this.pending) this.drawAnnotation(ctx, this.pending, true);
+    for (const overlay of this.overlays) overlay(ctx);
     if (this.current.scale > 1 && this.view.zoom * this.current.scale > 1.05) this.loadFull();
   }
 
@@ -548,6 +560,7 @@ export class Viewer {
       i: () => this.toggleInvert(), I: () => this.toggleInvert(), "]": () => this.rotate(90), "[": () => this.rotate(-90),
       h: () => this.flip("h"), v: () => this.flip("v"), H: () => this.flip("h"), V: () => this.flip("v"), " ": () => this.toggleCine(),
       1: () => this.applyPreset("stored"), 2: () => this.applyPreset("full"), 3: () => this.applyPreset("auto"),
+      o: () => this.infoOverlay.toggle(), O: () => this.infoOverlay.toggle(),
       Escape: () => { this.pending = null; this.draw(); },
       Delete: () => { const last = this.annotations.filter((a) => !a.saving).pop(); if (last) this.withdraw([last], `Withdraw the last measurement (${last.text})?`); },
     };
