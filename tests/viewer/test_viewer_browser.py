@@ -110,7 +110,12 @@ def test_find_serial_open_radiograph_window_level_and_measure(page: Any) -> None
     page.goto("/")
     page.fill("#quick-q", "4711")
     page.press("#quick-q", "Enter")
-    page.wait_for_selector("table.grid tbody tr")
+    # The start page lists every component first: wait for the answer to this search, not that list.
+    page.wait_for_function(
+        "location.hash.includes('q=4711') && !document.querySelector('.results').textContent.includes('Searching')"
+        " && document.querySelectorAll('table.grid tbody tr').length === 1",
+        timeout=20_000,
+    )
     assert page.locator("table.grid tbody tr").count() == 1
     shot(page, "01-search")
     page.get_by_role("link", name=WELD_SERIAL).click()
